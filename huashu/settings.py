@@ -1,0 +1,87 @@
+"""Settings from the environment (prefix HUASHU_), read when asked for, never at import time."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from platformdirs import user_cache_dir, user_data_dir
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def default_data_dir() -> Path:
+    return Path(user_data_dir("huashu", appauthor=False))
+
+
+class Settings(BaseSettings):
+    """All runtime configuration. Names match ../shared/CONTRACT.md (HUASHU_*)."""
+
+    model_config = SettingsConfigDict(env_prefix="HUASHU_", extra="ignore")
+
+    data_dir: Path = Field(default_factory=default_data_dir)
+    cache_dir: Path = Field(default_factory=lambda: Path(user_cache_dir("huashu", appauthor=False)))
+    database_url: str = ""  # empty: SQLite file under data_dir
+    redis_url: str = ""  # empty: in-process sessions
+    gateway_secret: str = ""  # comma-separated: the first signs, all verify (rotation)
+    agent_keys: str = ""  # comma-separated bearer keys for /v1/wecom and the sidebar
+    admin_key: str = ""  # API key for admin endpoints (track reload)
+    calling_window: str = "09:00-21:00"
+    timezone: str = "Asia/Shanghai"
+    max_calls_per_day: int = 1
+    max_calls_per_week: int = 3
+    vosk_model: str = ""
+    whisper_model: str = ""
+    asr_backend: str = "whisper"  # vosk | whisper | text
+    nlu_model_dir: str = ""  # empty: <data_dir>/nlu-model
+    scripts_dir: str = ""  # empty: the scripts_zh shipped with the package
+    public_base_url: str = "http://127.0.0.1:8000"
+    callback_budget_ms: int = 1500
+    max_body_bytes: int = 2_000_000
+
+    @field_validator("calling_window")
+    @classmethod
+    def _window(cls, v: str) -> str:
+        try:
+            start, end = v.split("-")
+            for part in (start, end):
+                hh, mm = part.split(":")
+                if not (0 <= int(hh) <= 24 and 0 <= int(mm) < 60):
+                    raise ValueError
+        except ValueError:
+            raise ValueError(f"HUASHU_CALLING_WINDOW must look like 09:00-21:00, got {v!r}") from None
+        return v
+
+    @property
+    def sqlite_path(self) -> Path:
+        return self.data_dir / "huashu.sqlite3"
+
+    @property
+    def effective_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.sqlite_path}"
+
+    @property
+    def effective_nlu_model_dir(self) -> Path:
+        return Path(self.nlu_model_dir) if self.nlu_model_dir else self.data_dir / "nlu-model"
+
+    @property
+    def effective_scripts_dir(self) -> Path:
+        if self.scripts_dir:
+            return Path(self.scripts_dir)
+        import scripts_zh
+
+        return Path(scripts_zh.__file__).parent
+
+    @property
+    def gateway_secrets(self) -> list[str]:
+        return [s.strip() for s in self.gateway_secret.split(",") if s.strip()]
+
+    @property
+    def agent_key_list(self) -> list[str]:
+        return [s.strip() for s in self.agent_keys.split(",") if s.strip()]
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Process-wide settings (tests build their own `Settings(...)` instead)."""
+    return Settings()

@@ -1,0 +1,73 @@
+"""The segmentation store as the engine, CLI and server see it: a small protocol and its values."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Protocol
+
+from dialogue.types import ConversationResult
+
+
+@dataclass(frozen=True, slots=True)
+class Customer:
+    """A customer as the talk tracks need it. The phone is only ever held masked here."""
+
+    customer_id: str
+    phone_masked: str = ""
+    name: str = ""
+    persona_group: str = ""  # 孕妇 | 白领女性 | 老人 | 家庭购买 | …
+    price_sensitivity: str = "medium"  # low | medium | high
+    channel: str = ""
+    deposit_paid: bool = False
+    deposit_product: str = ""
+    deposit_amount: float | None = None
+    balance_paid: bool = False
+    purchase_count: int = 0
+    last_purchase_at: date | None = None
+    total_spent: float = 0.0
+    cycle_days: int | None = None
+    birthday: date | None = None
+    tags: frozenset[str] = field(default_factory=frozenset)
+    do_not_contact: bool = False
+    last_outcome: str | None = None
+    last_grade: str | None = None
+    last_slots: dict[str, object] = field(default_factory=dict)
+    is_test: bool = False
+
+    def track_variables(self) -> dict[str, str]:
+        """Template variables a track may use from the profile (only the ones that are known)."""
+        out: dict[str, str] = {}
+        if self.name:
+            out["customer_name"] = self.name
+        if self.deposit_product:
+            out["product"] = self.deposit_product
+        if self.deposit_amount is not None:
+            out["deposit"] = f"{self.deposit_amount:g}"
+        return out
+
+
+class CustomerStore(Protocol):
+    """What the engine and its callers need from the store. Implementations: store.sql."""
+
+    def get_customer(self, customer_id: str) -> Customer | None: ...
+
+    def ensure_customer(self, customer_id: str) -> Customer:
+        """The customer, created as a test customer when unknown (simulate's contract)."""
+        ...
+
+    def check_contact(self, customer_id: str, at: datetime, channel: str = "call") -> str | None:
+        """None when a contact may start now, else the contract's refusal reason code."""
+        ...
+
+    def record_attempt(self, customer_id: str, conversation_id: str, at: datetime, channel: str = "call") -> None:
+        ...
+
+    def mark_do_not_contact(self, customer_id: str, reason: str, source: str, at: datetime) -> None:
+        """Durable before it returns: an opt-out is honoured at once and forever."""
+        ...
+
+    def write_result(self, result: ConversationResult) -> bool:
+        """Outcome, grade and tags in one transaction; idempotent on conversation_id.
+        True when newly written; never loses a result (outbox when the DB is down)."""
+        ...
