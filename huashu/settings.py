@@ -30,6 +30,10 @@ class Settings(BaseSettings):
     timezone: str = "Asia/Shanghai"
     max_calls_per_day: int = 1
     max_calls_per_week: int = 3
+    phone_key: str = ""  # store: phone hash/encryption secret; empty: key file under data_dir
+    database_timeout_s: float = 5.0  # store: connect / lock wait before the outbox takes over
+    sms_webhook_url: str = ""  # store: campaign SMS provider webhook
+    wecom_webhook_url: str = ""  # store: campaign WeCom provider webhook
     vosk_model: str = ""
     whisper_model: str = ""
     asr_backend: str = "whisper"  # vosk | whisper | text
