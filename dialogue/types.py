@@ -102,8 +102,18 @@ class TurnRecord:
             "user": self.user, "kind": self.kind, "intent": self.intent,
             "confidence": None if self.confidence is None else round(self.confidence, 4),
             "node": self.node, "bot": [u.to_json() for u in self.bot],
-            "actions": [a.to_json() for a in self.actions],
+            "actions": [a.to_json() for a in self.actions], "barged_in": self.barged_in,
         }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> TurnRecord:
+        return cls(
+            user=data.get("user"), kind=data.get("kind", "speech"), intent=data.get("intent"),
+            confidence=data.get("confidence"), node=data["node"],
+            bot=tuple(Utterance(clip=u["clip"], text=u["text"]) for u in data.get("bot", ())),
+            actions=tuple(BotAction(**a) for a in data.get("actions", ())),
+            barged_in=bool(data.get("barged_in", False)),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +130,7 @@ class SessionState:
     tags: tuple[str, ...] = ()
     path: tuple[str, ...] = ()
     bot_turns: int = 0
+    user_turns: int = 0  # customer turns with speech or DTMF
     silence_count: int = 0
     fallback_count: int = 0
     last_intent: str | None = None
@@ -130,6 +141,9 @@ class SessionState:
     grade: str | None = None
     variant: str = ""
     channel: str = "call"
+    return_node: str | None = None  # where a side answer (ask_robot, ask_identity…) goes back to
+    pending_node: str | None = None  # node whose custom actions are running (resume after them)
+    turns: tuple[dict[str, Any], ...] = ()  # TurnRecord.to_json() of every turn so far
 
     def with_(self, **changes: Any) -> SessionState:
         return replace(self, **changes)
@@ -146,6 +160,7 @@ class SessionState:
         data = dict(data)
         data["tags"] = tuple(data.get("tags", ()))
         data["path"] = tuple(data.get("path", ()))
+        data["turns"] = tuple(data.get("turns", ()))
         return cls(**data)
 
 

@@ -17,7 +17,8 @@ app = typer.Typer(
 # Modules that add commands to `app` (each defines `register(app)`). One per area, so that
 # teams working on different stages never edit the same file.
 _COMMAND_MODULES = (
-    "huashu.cli.core",  # validate, simulate, test-stories, graph, demo, actions serve
+    "huashu.cli.core",  # validate, simulate, demo, actions serve
+    "huashu.cli.tracks",  # test-stories, graph
     "huashu.cli.nlu",  # nlu train | classify | evaluate
     "huashu.cli.store",  # customers import, segments, campaign
     "huashu.cli.serve",  # serve, gateway-sim

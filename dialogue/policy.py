@@ -1,0 +1,231 @@
+"""The talk-track policy: (state, recognised turn) -> decision. Pure and deterministic.
+
+No I/O, no clock, no randomness: the same track, state and turn always give the same decision,
+in microseconds. Custom actions are only *named* here; the engine runs them and calls `resume`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from dialogue.schema import BACK, Branch, Edge, Track
+from dialogue.types import EventKind, SessionState, Turn
+from dialogue.vocab import DEFAULT_DTMF, OUTCOMES, grade_for
+
+DEFAULT_INTENT_TAGS = {"ask_price": "price_sensitive", "ask_robot": "asked_robot", "ask_product": "asked_product"}
+DEFAULT_OUTCOME_PRIORITY = (
+    "do_not_contact", "complaint", "wrong_number", "balance_paid", "deposit_paid", "wechat_added",
+    "promised_to_pay", "high_intent", "payment_issue", "transferred", "call_back_later",
+    "not_interested", "no_response", "hung_up_early", "completed",
+)
+DEFAULT_THRESHOLD = 0.5
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """What the policy wants done for one event."""
+
+    state: SessionState
+    clips: tuple[str, ...] = ()
+    messages: tuple[tuple[str, str], ...] = ()  # (send_sms|send_wecom, template id)
+    custom_actions: tuple[str, ...] = ()  # run by the engine, then `resume`
+    terminal: str = "listen"  # listen | hangup | transfer | none
+    transfer_to: str = ""
+    listen_timeout_ms: int = 0
+    intent: str | None = None  # the intent the policy acted on (after DTMF mapping / fallback)
+
+    @property
+    def ended(self) -> bool:
+        return self.state.ended
+
+
+class _Acc:
+    """Accumulates what one decision says and does while nodes are entered."""
+
+    def __init__(self) -> None:
+        self.clips: list[str] = []
+        self.messages: list[tuple[str, str]] = []
+
+
+def _clips(track: Track, state: SessionState, clips: tuple[str, ...]) -> list[str]:
+    overrides = track.variants.get(state.variant, {}) if state.variant else {}
+    return [overrides.get(c, c) for c in clips]
+
+
+def final_outcome(track: Track, tags: tuple[str, ...], candidate: str | None) -> str:
+    """The best outcome among the tags gathered and the end node's outcome (track priority)."""
+    priority = track.outcome_priority or DEFAULT_OUTCOME_PRIORITY
+    pool = {t for t in tags if t in OUTCOMES}
+    if candidate:
+        pool.add(candidate)
+    for outcome in priority:
+        if outcome in pool:
+            return outcome
+    return candidate or next(iter(sorted(pool)), "completed")
+
+
+def _finish(track: Track, state: SessionState, outcome: str, by: str, extra: tuple[str, ...] = ()) -> SessionState:
+    state = state.add_tags(*extra)
+    best = final_outcome(track, state.tags, outcome)
+    state = state.add_tags(best)
+    return state.with_(ended=True, ended_by=by, outcome=best, grade=grade_for(best, set(state.tags)),
+                       pending_node=None)
+
+
+def _enter(track: Track, state: SessionState, node_id: str, acc: _Acc, *, resume: bool = False,
+           skip_actions: bool = False) -> Decision:
+    """Enter `node_id` (and follow `next`/`return` chains) until the bot waits, runs actions or ends."""
+    for _ in range(len(track.nodes) + 2):  # chains are acyclic by validation; bound anyway
+        node = track.nodes[node_id]
+        state = state.with_(node=node_id, path=(*state.path, node_id))
+        if resume:
+            acc.clips += _clips(track, state, node.reprompt or node.say)
+            resume = False
+        elif skip_actions:  # back from this node's custom actions: its clips were already said
+            pass
+        else:
+            acc.clips += _clips(track, state, node.say)
+            custom: list[str] = []
+            if not skip_actions:
+                for action in node.actions:
+                    if isinstance(action, dict):
+                        kind, arg = next(iter(action.items()))
+                        if kind == "tag":
+                            state = state.add_tags(arg)
+                        else:
+                            acc.messages.append((kind, arg))
+                    else:
+                        custom.append(action)
+            if custom:
+                return Decision(state.with_(pending_node=node_id), tuple(acc.clips), tuple(acc.messages),
+                                tuple(custom), terminal="none")
+        skip_actions = False
+        if node.end is not None:
+            state = _finish(track, state, node.end.outcome, "bot", node.end.tags)
+            return Decision(state, tuple(acc.clips), tuple(acc.messages), terminal="hangup")
+        if node.transfer is not None:
+            state = _finish(track, state, "transferred", "bot")
+            return Decision(state, tuple(acc.clips), tuple(acc.messages), terminal="transfer",
+                            transfer_to=node.transfer)
+        if node.return_:
+            target = state.return_node or track.start
+            state = state.with_(return_node=None)
+            node_id, resume = target, True
+            continue
+        if node.next is not None:
+            node_id = _branch(node.next, state) if isinstance(node.next, Branch) else node.next
+            continue
+        timeout = node.listen_timeout_ms or track.settings.listen_timeout_ms
+        return Decision(state.with_(pending_node=None), tuple(acc.clips), tuple(acc.messages),
+                        listen_timeout_ms=timeout)
+    raise RuntimeError(f"track {track.id}: node chain from {node_id!r} does not settle")
+
+
+def _branch(branch: Branch, state: SessionState) -> str:
+    value = state.slots.get(branch.slot)
+    return branch.cases.get(str(value).lower() if isinstance(value, bool) else str(value), branch.default)
+
+
+def _bot_turn(state: SessionState) -> SessionState:
+    return state.with_(bot_turns=state.bot_turns + 1)
+
+
+def start(track: Track, state: SessionState) -> Decision:
+    """The bot's opening: enter the start node of a fresh state."""
+    return _enter(track, _bot_turn(state), track.start, _Acc())
+
+
+def resume(track: Track, state: SessionState, *, failed: bool = False) -> Decision:
+    """Continue after the custom actions of `state.pending_node` ran (their events applied)."""
+    node_id = state.pending_node
+    if node_id is None:
+        raise ValueError("resume called with no pending actions")
+    if failed and track.action_endpoint is not None:
+        return _enter(track, state.with_(pending_node=None), track.action_endpoint.fallback, _Acc())
+    state = state.with_(pending_node=None, path=state.path[:-1])  # re-entered below, counted once
+    return _enter(track, state, node_id, _Acc(), skip_actions=True)
+
+
+def _reprompt(track: Track, state: SessionState, clip: str, acc: _Acc) -> Decision:
+    node = track.nodes[state.node]
+    acc.clips += _clips(track, state, (clip, *(node.reprompt or node.say)))
+    return Decision(state, tuple(acc.clips), listen_timeout_ms=node.listen_timeout_ms or track.settings.listen_timeout_ms)
+
+
+def decide(track: Track, state: SessionState, turn: Turn, threshold: float | None = None) -> Decision:
+    """The bot's answer to one customer turn."""
+    if state.ended:
+        return Decision(state, terminal="hangup")
+    acc = _Acc()
+    if turn.kind is EventKind.PLAYBACK_DONE:
+        return Decision(state, terminal="none")
+    if turn.kind is EventKind.HANGUP:
+        fallback = "hung_up_early" if state.user_turns == 0 else "completed"
+        return Decision(_finish(track, state, fallback, "customer"), terminal="none")
+    if turn.barged_in:
+        state = state.add_tags("interrupted")
+    if turn.kind is EventKind.SILENCE:
+        state = _bot_turn(state.with_(silence_count=state.silence_count + 1))
+        if state.silence_count > track.silence.limit:
+            return _enter(track, state, track.silence.then, acc)
+        return _reprompt(track, state, track.silence.clip, acc)
+
+    intent, confidence = turn.intent, turn.confidence
+    if turn.kind is EventKind.DTMF:
+        dtmf = {**DEFAULT_DTMF, **track.dtmf}
+        intent, confidence = dtmf.get((turn.digits or "")[:1]), 1.0
+    state = _bot_turn(state.with_(user_turns=state.user_turns + 1, silence_count=0))
+    limit = track.settings.confidence_threshold or threshold or DEFAULT_THRESHOLD
+    node = track.nodes[state.node]
+    edge: Edge | None = None
+    from_handler = False
+    if intent is not None and confidence >= limit:
+        tag = {**DEFAULT_INTENT_TAGS, **track.intent_tags}.get(intent)
+        if tag:
+            state = state.add_tags(tag)
+        same = state.same_intent_count + 1 if intent == state.last_intent else 1
+        state = state.with_(last_intent=intent, same_intent_count=same)
+        edge = node.on.get(intent)
+        if edge is None and intent in track.handlers:
+            edge, from_handler = track.handlers[intent], True
+        if edge is None and intent == "repeat":
+            clips = (track.repeat_clip,) if track.repeat_clip else ()
+            acc.clips += _clips(track, state, (*clips, *(node.reprompt or node.say)))
+            return Decision(state, tuple(acc.clips), intent=intent,
+                            listen_timeout_ms=node.listen_timeout_ms or track.settings.listen_timeout_ms)
+        if edge is None and intent != "out_of_scope":
+            edge = node.on.get("*")
+        if edge is not None and same > track.settings.max_same_intent:
+            # The customer keeps saying the same thing and we keep answering: close politely.
+            return _enter(track, state, track.fallback.then, acc)
+    if edge is None:
+        state = state.with_(fallback_count=state.fallback_count + 1)
+        if state.fallback_count > track.fallback.limit:
+            return _enter(track, state, track.fallback.then, acc)
+        decision = _reprompt(track, state, track.fallback.clip, acc)
+        return Decision(decision.state, decision.clips, listen_timeout_ms=decision.listen_timeout_ms,
+                        intent=None)
+
+    state = state.with_(fallback_count=0).add_tags(*edge.tags)
+    if edge.set and turn.parse is not None:
+        slots = dict(state.slots)
+        for slot, entity in edge.set.items():
+            found = turn.parse.entity(entity)
+            if found is not None:
+                slots[slot] = found.value
+        state = state.with_(slots=slots)
+    if edge.goto == BACK:
+        target, resume_back = state.return_node or track.start, True
+        state = state.with_(return_node=None)
+    else:
+        target, resume_back = edge.goto, False
+        if from_handler:
+            state = state.with_(return_node=state.return_node or state.node)
+        elif not track.nodes[target].return_:
+            state = state.with_(return_node=None)
+    target_node = track.nodes[target]
+    if state.bot_turns > track.settings.max_bot_turns and target_node.end is None and target_node.transfer is None:
+        target, resume_back = track.fallback.then, False
+    decision = _enter(track, state, target, acc, resume=resume_back)
+    return Decision(decision.state, decision.clips, decision.messages, decision.custom_actions,
+                    decision.terminal, decision.transfer_to, decision.listen_timeout_ms, intent)

@@ -1,0 +1,22 @@
+"""Errors of the store. Messages name the setting or file at fault; phones are never in them."""
+
+from __future__ import annotations
+
+
+class StoreError(Exception):
+    """Misconfiguration or bad input (HUASHU_DATABASE_URL, a segment file, an import file)."""
+
+
+class StoreUnavailableError(StoreError):
+    """The database cannot be reached right now (results still go to the outbox)."""
+
+
+class ImportValidationError(StoreError):
+    """An import file with bad rows; `problems` are `(line number, message)` pairs."""
+
+    def __init__(self, path: str, problems: list[tuple[int, str]]) -> None:
+        self.path = path
+        self.problems = problems
+        lines = "\n".join(f"{path}:{line}: {msg}" for line, msg in problems[:50])
+        more = f"\n… and {len(problems) - 50} more" if len(problems) > 50 else ""
+        super().__init__(f"{len(problems)} bad row(s), nothing imported:\n{lines}{more}")
