@@ -60,7 +60,9 @@ class CustomerStore(Protocol):
         """None when a contact may start now, else the contract's refusal reason code."""
         ...
 
-    def record_attempt(self, customer_id: str, conversation_id: str, at: datetime, channel: str = "call") -> None:
+    def record_attempt(
+        self, customer_id: str, conversation_id: str, at: datetime, channel: str = "call"
+    ) -> None:
         ...
 
     def mark_do_not_contact(self, customer_id: str, reason: str, source: str, at: datetime) -> None:
@@ -71,3 +73,37 @@ class CustomerStore(Protocol):
         """Outcome, grade and tags in one transaction; idempotent on conversation_id.
         True when newly written; never loses a result (outbox when the DB is down)."""
         ...
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerRecord:
+    """One customer as imported (CSV, demo generator, merchant sync) with its order summary.
+
+    `phone` is the raw number: it lives only in memory until `SqlStore.upsert_customers` hashes,
+    masks and encrypts it. Times are timezone-aware.
+    """
+
+    customer_id: str
+    phone: str
+    name: str = ""
+    persona_group: str = ""
+    price_sensitivity: str = "medium"
+    channel: str = ""
+    deposit_paid: bool = False
+    deposit_product: str = ""
+    deposit_amount: float | None = None
+    balance_paid: bool = False
+    purchase_count: int = 0
+    last_purchase_at: date | None = None
+    total_spent: float = 0.0
+    cycle_days: int | None = None
+    birthday: date | None = None
+    is_member: bool = False
+    member_since: date | None = None
+    cart_at: datetime | None = None
+    last_active_at: datetime | None = None
+    timezone: str | None = None
+    tags: tuple[str, ...] = ()
+
+    def __repr__(self) -> str:  # never print the raw phone
+        return f"CustomerRecord(customer_id={self.customer_id!r}, …)"

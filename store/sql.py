@@ -1,0 +1,352 @@
+"""SqlStore: the CustomerStore on SQLAlchemy 2 (SQLite file by default, PostgreSQL in production)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy import exc
+from sqlalchemy.engine import Connection, Engine
+
+from dialogue.types import ConversationResult
+from huashu.settings import Settings
+from store import schema as t
+from store import writer
+from store.codec import as_aware, result_to_payload, row_to_result
+from store.db import create_engine, insert, is_connectivity_error, migrate, safe_url, translate_errors
+from store.errors import StoreError
+from store.gate import (
+    DO_NOT_CONTACT,
+    FREQUENCY_CAP,
+    GATED_CHANNELS,
+    OUTSIDE_CALLING_WINDOW,
+    CallingWindow,
+    Caps,
+    zone,
+)
+from store.outbox import OUTBOX_FILE_NAME, Outbox, OutboxEntry
+from store.phones import PhoneKeys, load_keys, mask_id
+from store.profiles import customer_from_row, profile_dict
+from store.types import Customer, CustomerRecord
+
+log = logging.getLogger("huashu.store")
+T = TypeVar("T")
+FLUSH_BATCH = 500
+
+
+class SqlStore:
+    """Implements store.types.CustomerStore plus import, profiles, analytics rows and the outbox."""
+
+    def __init__(self, settings: Settings, engine: Engine, keys: PhoneKeys, outbox: Outbox) -> None:
+        self.settings = settings
+        self.engine = engine
+        self.keys = keys
+        self.url = settings.effective_database_url
+        self.tz = zone(settings.timezone)
+        self.window = CallingWindow.parse(settings.calling_window)
+        self.caps = Caps(settings.max_calls_per_day, settings.max_calls_per_week)
+        self._outbox = outbox
+        self._state_lock = threading.Lock()  # orders outbox puts against "outbox is empty"
+        self._flush_lock = threading.Lock()
+        self._pending = outbox.count() > 0
+        self._failures = 0
+        self._retry_at = 0.0
+
+    # ---- plumbing -------------------------------------------------------------------------
+    def _tx(self, fn: Callable[[Connection], T]) -> T:
+        with translate_errors(self.url), self.engine.begin() as conn:
+            return fn(conn)
+
+    def _now(self) -> datetime:
+        return datetime.now(UTC)
+
+    def _aware(self, at: datetime) -> datetime:
+        return as_aware(at, self.tz)
+
+    def close(self) -> None:
+        self.engine.dispose()
+        self._outbox.close()
+
+    def __enter__(self) -> SqlStore:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    # ---- customers ------------------------------------------------------------------------
+    def get_customer(self, customer_id: str) -> Customer | None:
+        return self._tx(lambda conn: self._load_customer(conn, customer_id))
+
+    def _load_customer(self, conn: Connection, customer_id: str) -> Customer | None:
+        row = conn.execute(
+            sa.select(t.customers, t.orders.c.deposit_paid, t.orders.c.deposit_product,
+                      t.orders.c.deposit_amount, t.orders.c.balance_paid, t.orders.c.purchase_count,
+                      t.orders.c.last_purchase_at, t.orders.c.total_spent, t.orders.c.cycle_days)
+            .select_from(t.customers.outerjoin(t.orders))
+            .where(t.customers.c.customer_id == customer_id)
+        ).first()
+        if row is None:
+            return None
+        tags = frozenset(conn.execute(
+            sa.select(t.tags.c.tag).where(t.tags.c.customer_id == customer_id).distinct()).scalars())
+        return customer_from_row(row, tags, self._dnc_reason(conn, customer_id, row.phone_hash) is not None)
+
+    def ensure_customer(self, customer_id: str) -> Customer:
+        def run(conn: Connection) -> Customer:
+            writer.ensure_customers(conn, {customer_id}, self._now())
+            customer = self._load_customer(conn, customer_id)
+            assert customer is not None
+            return customer
+        return self._tx(run)
+
+    def upsert_customers(self, records: Iterable[CustomerRecord], batch: int = 2000,
+                         progress: Callable[[int], None] | None = None) -> int:
+        """Insert or replace customers with their order summary, all in ONE transaction."""
+        latest: dict[str, CustomerRecord] = {}
+        for rec in records:
+            latest[rec.customer_id] = rec
+        items = list(latest.values())
+
+        def run(conn: Connection) -> int:
+            now = self._now()
+            for i in range(0, len(items), batch):
+                writer.upsert_customers(conn, items[i:i + batch], self.keys, now)
+                if progress:
+                    progress(min(batch, len(items) - i))
+            return len(items)
+        return self._tx(run)
+
+    def customer_profile(self, customer_id: str) -> dict[str, Any] | None:
+        """What `GET /v1/customers/{id}` returns (masked phone only); None for an unknown id."""
+        def run(conn: Connection) -> dict[str, Any] | None:
+            customer = self._load_customer(conn, customer_id)
+            if customer is None:
+                return None
+            row = conn.execute(sa.select(t.customers.c.last_result_at, t.customers.c.phone_hash)
+                               .where(t.customers.c.customer_id == customer_id)).one()
+            dnc = self._dnc_reason(conn, customer_id, row.phone_hash)
+            return profile_dict(customer, row.last_result_at, dnc, self.tz)
+        return self._tx(run)
+
+    # ---- compliance gate --------------------------------------------------------------------
+    def _dnc_reason(self, conn: Connection, customer_id: str, phone_hash: str | None) -> str | None:
+        d = t.do_not_contact.c
+        cond = d.customer_id == customer_id
+        if phone_hash:
+            cond = sa.or_(cond, d.phone_hash == phone_hash)
+        return conn.execute(sa.select(d.reason).where(cond).limit(1)).scalar()
+
+    def check_contact(self, customer_id: str, at: datetime, channel: str = "call") -> str | None:
+        """None when the contact may start at `at`, else the contract's reason code (logged)."""
+        if channel not in GATED_CHANNELS:
+            return None
+        at = self._aware(at)
+        if self._pending:
+            self._outbox_first()
+            if self._outbox.blocks_contact(customer_id):
+                return self._refuse(customer_id, "", channel, at, DO_NOT_CONTACT)
+
+        def run(conn: Connection) -> tuple[str | None, str]:
+            c = t.customers.c
+            cust = conn.execute(sa.select(c.phone_hash, c.phone_masked, c.timezone)
+                                .where(c.customer_id == customer_id)).first()
+            phone_hash = cust.phone_hash if cust else None
+            masked = cust.phone_masked if cust else ""
+            if self._dnc_reason(conn, customer_id, phone_hash) is not None:
+                return DO_NOT_CONTACT, masked
+            tz = zone(cust.timezone, "customer timezone") if cust and cust.timezone else self.tz
+            if not self.window.allows(at.astimezone(tz)):
+                return OUTSIDE_CALLING_WINDOW, masked
+            day, week = self.caps.windows(at)
+            a = t.contact_attempts.c
+            n24, n7 = conn.execute(
+                sa.select(sa.func.count().filter(a.at > day), sa.func.count())
+                .where(a.customer_id == customer_id, a.channel == channel, a.at > week, a.at <= at)
+            ).one()
+            return (FREQUENCY_CAP if self.caps.exceeded(n24, n7) else None), masked
+
+        reason, masked = self._tx(run)
+        return None if reason is None else self._refuse(customer_id, masked, channel, at, reason)
+
+    def _refuse(self, customer_id: str, masked: str, channel: str, at: datetime, reason: str) -> str:
+        log.info("contact refused: reason=%s customer=%s phone=%s channel=%s at=%s",
+                 reason, mask_id(customer_id), masked or "-", channel, at.isoformat())
+        return reason
+
+    def record_attempt(self, customer_id: str, conversation_id: str, at: datetime,
+                       channel: str = "call") -> None:
+        """Counts towards the caps; idempotent on conversation_id."""
+        row = {"customer_id": customer_id, "conversation_id": conversation_id, "channel": channel,
+               "at": self._aware(at)}
+        self._write_or_queue(lambda conn: writer.write_attempts(conn, [row]),
+                             [("attempt", conversation_id, customer_id, _jsonable(row), False)])
+
+    def mark_do_not_contact(self, customer_id: str, reason: str, source: str, at: datetime) -> None:
+        """Committed (to the database, or fsync'd to the outbox) before it returns."""
+        row = {"customer_id": customer_id, "reason": reason[:64], "source": source[:64],
+               "at": self._aware(at)}
+        self._write_or_queue(lambda conn: writer.write_dnc(conn, [row]),
+                             [("dnc", customer_id, customer_id, _jsonable(row), True)])
+        log.info("do-not-contact: customer=%s reason=%s source=%s", mask_id(customer_id), reason, source)
+
+    # ---- results and outbox -------------------------------------------------------------------
+    def write_result(self, result: ConversationResult) -> bool:
+        """True when newly written (or newly queued while the database is down); False on a replay."""
+        return self.write_results([result]) == 1
+
+    def write_results(self, results: Sequence[ConversationResult]) -> int:
+        """Write a batch in one transaction; returns how many were new. Never loses a result."""
+        payloads = [result_to_payload(r, self.tz) for r in results]  # bad values raise here
+        items = [("result", p["conversation_id"], p["customer_id"], p, writer.is_opt_out(p))
+                 for p in payloads]
+        return self._write_or_queue(lambda conn: len(writer.write_results(conn, payloads, self._now())),
+                                    items)
+
+    def _write_or_queue(self, fn: Callable[[Connection], Any],
+                        items: list[tuple[str, str, str, dict[str, Any], bool]]) -> Any:
+        if not self._outbox_first():
+            try:
+                with self.engine.begin() as conn:
+                    return fn(conn)
+            except exc.SQLAlchemyError as err:
+                if not is_connectivity_error(err):
+                    raise
+                self._open_circuit(err)
+        with self._state_lock:
+            new = self._outbox.put_many(items)
+            self._pending = True
+        return new
+
+    def _open_circuit(self, err: BaseException) -> None:
+        self._failures += 1
+        delay = min(30.0, 0.25 * 2 ** min(self._failures, 8))
+        self._retry_at = time.monotonic() + delay
+        orig = getattr(err, "orig", None) or err
+        log.warning("database %s unreachable (%s); writes go to the outbox %s, retry in %.1fs",
+                    safe_url(self.url), str(orig).strip().splitlines()[0] if str(orig).strip() else "",
+                    self._outbox.path, delay)
+
+    def _outbox_first(self) -> bool:
+        """True when new writes must queue behind the outbox (it could not be emptied now)."""
+        if not self._pending:
+            return False
+        if time.monotonic() < self._retry_at:
+            return True
+        return not self._flush(block=False)
+
+    def _flush(self, block: bool) -> bool:
+        """Replay the outbox in order; True when it is empty afterwards."""
+        if not self._flush_lock.acquire(blocking=block):
+            return False
+        try:
+            while True:
+                entries = self._outbox.peek(FLUSH_BATCH)
+                if not entries:
+                    with self._state_lock:
+                        if self._outbox.count() == 0:
+                            self._pending = False
+                            self._failures = 0
+                            return True
+                    continue
+                try:
+                    with self.engine.begin() as conn:
+                        _replay(conn, entries, self._now())
+                except exc.SQLAlchemyError as err:
+                    if not is_connectivity_error(err):
+                        raise
+                    self._outbox.mark_failed([e.id for e in entries], str(err)[:500])
+                    self._open_circuit(err)
+                    return False
+                self._outbox.delete([e.id for e in entries])
+        finally:
+            self._flush_lock.release()
+
+    def flush_outbox(self, wait_s: float = 0.0) -> int:
+        """Write queued results to the database, retrying with backoff for up to `wait_s` seconds.
+        Returns how many entries were flushed; what could not be flushed stays queued."""
+        before = self._outbox.count()
+        self._pending = self._pending or before > 0
+        deadline = time.monotonic() + wait_s
+        while self._pending:
+            if self._flush(block=True):
+                break
+            if time.monotonic() >= deadline:
+                break
+            time.sleep(max(0.0, min(self._retry_at, deadline) - time.monotonic()))
+        return before - self._outbox.count()
+
+    def outbox_pending(self) -> int:
+        return self._outbox.count()
+
+    # ---- analytics ------------------------------------------------------------------------------
+    def list_conversations(self, track: str | None = None, since: datetime | None = None,
+                           customer_id: str | None = None,
+                           limit: int | None = None) -> list[ConversationResult]:
+        """Finished conversations, oldest first (times in HUASHU_TIMEZONE)."""
+        c = t.conversations.c
+        q = sa.select(t.conversations).order_by(c.ended_at, c.conversation_id)
+        if track is not None:
+            q = q.where(c.track == track)
+        if since is not None:
+            q = q.where(c.ended_at >= self._aware(since))
+        if customer_id is not None:
+            q = q.where(c.customer_id == customer_id)
+        if limit is not None:
+            q = q.limit(limit)
+        return self._tx(lambda conn: [row_to_result(r, self.tz) for r in conn.execute(q)])
+
+
+def _replay(conn: Connection, entries: list[OutboxEntry], now: datetime) -> None:
+    results = [e.payload for e in entries if e.kind == "result"]
+    if results:
+        writer.write_results(conn, results, now)
+    dnc = [_from_jsonable(e.payload) for e in entries if e.kind == "dnc"]
+    if dnc:
+        writer.write_dnc(conn, dnc)
+    attempts = [_from_jsonable(e.payload) for e in entries if e.kind == "attempt"]
+    if attempts:
+        writer.write_attempts(conn, attempts)
+
+
+def _jsonable(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: v.isoformat() if isinstance(v, datetime) else v for k, v in row.items()}
+
+
+def _from_jsonable(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: datetime.fromisoformat(v) if k == "at" else v for k, v in row.items()}
+
+
+def open_store(settings: Settings) -> SqlStore:
+    """Open (and migrate to head) the store at settings.effective_database_url; flushes the outbox."""
+    url = settings.effective_database_url
+    engine = create_engine(url, settings.database_timeout_s)
+    try:
+        with translate_errors(url):
+            migrate(engine)
+            keys = load_keys(settings.phone_key, settings.data_dir)
+            _check_key(engine, keys, url)
+    except BaseException:
+        engine.dispose()
+        raise
+    store = SqlStore(settings, engine, keys, Outbox(settings.data_dir / OUTBOX_FILE_NAME))
+    if store._pending:
+        store.flush_outbox()
+    return store
+
+
+def _check_key(engine: Engine, keys: PhoneKeys, url: str) -> None:
+    """Refuse a phone key other than the one the database was written with (dedupe would break)."""
+    m = t.store_meta.c
+    with engine.begin() as conn:
+        conn.execute(insert(conn, t.store_meta).on_conflict_do_nothing(index_elements=["key"]),
+                     {"key": "phone_key_fingerprint", "value": keys.fingerprint})
+        stored = conn.execute(sa.select(m.value).where(m.key == "phone_key_fingerprint")).scalar()
+    if stored != keys.fingerprint:
+        raise StoreError(
+            f"the database at {safe_url(url)} was written with another phone key: set HUASHU_PHONE_KEY "
+            "to the key used before (or restore <data_dir>/phone.key)")
