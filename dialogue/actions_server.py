@@ -1,0 +1,19 @@
+"""`huashu actions serve`: our actions on rasa-sdk's own Sanic action server."""
+
+from __future__ import annotations
+
+from rasa_sdk.endpoint import create_app
+
+from dialogue.actions import build_executor
+from huashu.settings import Settings
+
+
+def serve(settings: Settings, host: str, port: int, modules: tuple[str, ...] | None = None) -> None:
+    """Blocking: serve the built-in actions (store-backed ones use the configured store)."""
+    from store import open_store
+    import store.actions as store_actions
+
+    store_actions.configure(open_store(settings))
+    executor = build_executor(modules) if modules else build_executor()
+    app = create_app(executor)
+    app.run(host=host, port=port, single_process=True, access_log=False, motd=False)

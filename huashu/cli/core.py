@@ -1,0 +1,216 @@
+"""Core commands: validate, simulate, demo, actions serve."""
+
+from __future__ import annotations
+
+import json
+import sys
+import uuid
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated
+from zoneinfo import ZoneInfo
+
+import typer
+from rich.console import Console
+
+from dialogue.loader import ScriptError
+from dialogue.types import Reply, SessionState
+from huashu.settings import Settings
+
+err = Console(stderr=True)
+out = Console()
+
+
+def _now(settings: Settings, at: str | None) -> datetime:
+    tz = ZoneInfo(settings.timezone)
+    if not at:
+        return datetime.now(tz)
+    try:
+        value = datetime.fromisoformat(at)
+    except ValueError:
+        err.print(f"[red]--at must be ISO 8601 (e.g. 2026-11-11T10:00:00+08:00), got {at!r}[/]")
+        raise typer.Exit(2) from None
+    return value if value.tzinfo else value.replace(tzinfo=tz)
+
+
+def _vars(pairs: list[str]) -> dict[str, str]:
+    out_vars = {}
+    for pair in pairs:
+        if "=" not in pair:
+            err.print(f"[red]--var takes k=v, got {pair!r}[/]")
+            raise typer.Exit(2)
+        key, value = pair.split("=", 1)
+        out_vars[key.strip()] = value
+    return out_vars
+
+
+def validate(paths: Annotated[list[Path] | None, typer.Argument(help="scripts folders (default: the shipped scripts_zh)")] = None) -> None:
+    """Schema + graph checks on every track, persona and NLU file."""
+    from dialogue.actions import ActionRunner
+    from dialogue.loader import load_bundle
+
+    settings = Settings()
+    names = ActionRunner().names
+    roots = paths or [settings.effective_scripts_dir]
+    total = 0
+    for root in roots:
+        root = root if root.is_dir() else root.parent.parent  # a track file: its scripts folder
+        try:
+            bundle = load_bundle(root, names)
+            _validate_nlu(root)
+        except ScriptError as exc:
+            for problem in exc.problems:
+                print(problem)
+            raise typer.Exit(1) from None
+        total += len(bundle.tracks)
+        for track in bundle.tracks.values():
+            out.print(f"[green]ok[/] {root / 'tracks' / (track.id + '.yml')}  ({len(track.nodes)} nodes)")
+    out.print(f"{total} track(s) valid")
+
+
+def _validate_nlu(root: Path) -> None:
+    try:
+        from nlu.data import validate_nlu_dir
+    except ImportError:
+        return
+    if (root / "nlu").is_dir():
+        validate_nlu_dir(root / "nlu")
+
+
+def _print_reply(state: SessionState, reply: Reply) -> None:
+    turn = reply.turn
+    if turn is not None and turn.user is not None:
+        conf = f"{turn.confidence:.2f}" if turn.confidence is not None else "-"
+        out.print(f"   [dim]intent={turn.intent or '-'} conf={conf} → node={state.node}[/]")
+    for u in reply.utterances:
+        out.print(f"[bold cyan]机器人[/] [dim]({u.clip})[/] {u.text}")
+    for a in reply.actions:
+        if a.type in ("send_sms", "send_wecom", "transfer"):
+            out.print(f"   [magenta]⇒ {a.type}[/] {a.text or a.to}")
+    if state.ended:
+        out.print(f"[bold]通话结束[/] by {state.ended_by}: outcome={state.outcome} grade={state.grade} "
+                  f"tags={', '.join(state.tags)}")
+
+
+def simulate(
+    track: Annotated[str, typer.Option("--track", help="talk-track id")],
+    customer_id: Annotated[str, typer.Option("--customer-id")] = "test-customer",
+    call_id: Annotated[str | None, typer.Option("--call-id")] = None,
+    var: Annotated[list[str] | None, typer.Option("--var", help="k=v template variable")] = None,
+    at: Annotated[str | None, typer.Option("--at", help="simulated wall-clock time, ISO 8601")] = None,
+    audio: Annotated[list[Path] | None, typer.Option("--audio", help="audio files or a folder: one turn each")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="one JSON document at the end")] = False,
+) -> None:
+    """Simulate a call: one customer turn per stdin line (<silence>, <hangup>, <dtmf:N>)."""
+    from dialogue.engine import CallRefused, UnknownVariable
+    from dialogue.runtime import build_runtime
+    from dialogue.simulate import parse_line, run_call
+
+    settings = Settings()
+    when = _now(settings, at)
+    variables = _vars(var or [])
+    runtime = build_runtime(settings)
+    try:
+        runtime.bundle.track(track)
+    except KeyError as exc:
+        err.print(f"[red]{exc.args[0]}[/]")
+        raise typer.Exit(2) from None
+    interactive = sys.stdin.isatty() and not as_json and not audio
+
+    def events():  # type: ignore[no-untyped-def]
+        if audio:
+            from dialogue.audio_turns import audio_events
+
+            yield from audio_events(settings, audio, runtime.bundle.track(track))
+            return
+        while True:
+            if interactive:
+                try:
+                    line = input("客户> ")
+                except EOFError:
+                    return
+            else:
+                line = sys.stdin.readline()
+                if not line:
+                    return
+                if not line.strip():
+                    continue
+            try:
+                yield parse_line(line)
+            except ValueError as exc:
+                err.print(f"[yellow]{exc}[/]")
+
+    try:
+        call = run_call(runtime.engine, track=track, customer_id=customer_id,
+                        call_id=call_id or f"sim-{uuid.uuid4().hex[:12]}", at=when, events=events(),
+                        variables=variables, on_reply=None if as_json else _print_reply)
+    except CallRefused as exc:
+        if as_json:
+            print(json.dumps({"refused": exc.reason}, ensure_ascii=False))
+        else:
+            err.print(f"[red]call refused: {exc.reason}[/]")
+        raise typer.Exit(3) from None
+    except UnknownVariable as exc:
+        err.print(f"[red]{exc}[/]")
+        raise typer.Exit(2) from None
+    if as_json:
+        print(json.dumps(call.to_json(), ensure_ascii=False))
+
+
+DEMO_LINES = ["喂，你好", "你是机器人吗？", "哦，那这个要钱吗", "行吧，怎么加", "好的，我现在就加"]
+
+
+def demo() -> None:
+    """A demo call of wecom_add_gift printed as a transcript, then an interactive call."""
+    from dialogue.runtime import build_runtime
+    from dialogue.simulate import parse_line, run_call
+
+    settings = Settings()
+    runtime = build_runtime(settings)
+    when = datetime.now(ZoneInfo(settings.timezone)).replace(hour=10, minute=0)
+    out.rule("演示通话 demo call: wecom_add_gift")
+    lines = iter(DEMO_LINES)
+
+    def scripted():  # type: ignore[no-untyped-def]
+        for line in lines:
+            out.print(f"[bold yellow]客户[/] {line}")
+            yield parse_line(line)
+
+    run_call(runtime.engine, track="wecom_add_gift", customer_id="demo-customer",
+             call_id=f"demo-{uuid.uuid4().hex[:8]}", at=when, events=scripted(), on_reply=_print_reply,
+             variables={})
+    if sys.stdin.isatty():
+        out.rule("轮到你了 your turn — type as the customer; Ctrl-D hangs up")
+
+        def typed():  # type: ignore[no-untyped-def]
+            while True:
+                try:
+                    yield parse_line(input("客户> "))
+                except EOFError:
+                    return
+                except ValueError as exc:
+                    err.print(f"[yellow]{exc}[/]")
+
+        run_call(runtime.engine, track="wecom_add_gift", customer_id=f"demo-{uuid.uuid4().hex[:6]}",
+                 call_id=f"demo-{uuid.uuid4().hex[:8]}", at=when, events=typed(), on_reply=_print_reply)
+
+
+actions_app = typer.Typer(help="rasa-sdk actions", no_args_is_help=True)
+
+
+@actions_app.command("serve")
+def actions_serve(
+    host: Annotated[str, typer.Option("--host")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port")] = 5055,
+) -> None:
+    """Serve huashu's built-in actions over rasa-sdk's webhook protocol (POST /webhook)."""
+    from dialogue.actions_server import serve
+
+    serve(Settings(), host, port)
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(validate)
+    app.command()(simulate)
+    app.command()(demo)
+    app.add_typer(actions_app, name="actions")

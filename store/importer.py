@@ -1,0 +1,195 @@
+"""`huashu customers import FILE.csv`: validate every row first, then import all rows or none."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from datetime import date, datetime, tzinfo
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+
+from store.codec import as_aware
+from store.errors import ImportValidationError, StoreError
+from store.gate import zone
+from store.phones import PhoneError, normalize_phone
+from store.types import CustomerRecord
+
+REQUIRED = ("customer_id", "phone")
+OPTIONAL = ("name", "persona_group", "price_sensitivity", "channel", "deposit_paid", "deposit_product",
+            "deposit_amount", "balance_paid", "purchase_count", "last_purchase_at", "total_spent",
+            "cycle_days", "birthday")
+# Our additions (contract: extend freely): membership for OAIPL quadrants, cart/interest and
+# activity for their segments, the customer's own timezone for the calling window, import tags.
+EXTENSIONS = ("is_member", "member_since", "cart_at", "last_active_at", "timezone", "tags")
+COLUMNS = REQUIRED + OPTIONAL + EXTENSIONS
+
+_TRUE = {"1", "true", "yes", "y", "t", "是", "已付", "已支付"}
+_FALSE = {"", "0", "false", "no", "n", "f", "否", "未付", "未支付"}
+_ID = re.compile(r"^[A-Za-z0-9_.:@\-]{1,64}$")
+_TAG = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
+
+
+class CsvRow(BaseModel):
+    """One CSV row; empty cells are defaults. Errors name the column."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    customer_id: str
+    phone: str
+    name: str = ""
+    persona_group: str = ""
+    price_sensitivity: str = "medium"
+    channel: str = ""
+    deposit_paid: bool = False
+    deposit_product: str = ""
+    deposit_amount: float | None = None
+    balance_paid: bool = False
+    purchase_count: int = 0
+    last_purchase_at: date | None = None
+    total_spent: float = 0.0
+    cycle_days: int | None = None
+    birthday: date | None = None
+    is_member: bool = False
+    member_since: date | None = None
+    cart_at: datetime | None = None
+    last_active_at: datetime | None = None
+    timezone: str | None = None
+    tags: tuple[str, ...] = ()
+
+    @field_validator("customer_id")
+    @classmethod
+    def _id(cls, v: str) -> str:
+        if not _ID.match(v):
+            raise ValueError("must be 1-64 letters, digits or _.:@-")
+        return v
+
+    @field_validator("phone")
+    @classmethod
+    def _phone(cls, v: str) -> str:
+        try:
+            return normalize_phone(v)
+        except PhoneError as err:
+            raise ValueError(str(err)) from None
+
+    @field_validator("price_sensitivity")
+    @classmethod
+    def _tier(cls, v: str) -> str:
+        if v not in ("low", "medium", "high"):
+            raise ValueError("must be low, medium or high")
+        return v
+
+    @field_validator("deposit_paid", "balance_paid", "is_member", mode="before")
+    @classmethod
+    def _bool(cls, v: Any) -> bool:
+        text = "" if v is None else str(v).strip().lower()
+        if text in _TRUE:
+            return True
+        if text in _FALSE:
+            return False
+        raise ValueError("must be true/false (or 1/0, yes/no, 是/否)")
+
+    @field_validator("deposit_amount", "total_spent", "purchase_count")
+    @classmethod
+    def _non_negative(cls, v: float | int | None) -> float | int | None:
+        if v is not None and v < 0:
+            raise ValueError("must not be negative")
+        return v
+
+    @field_validator("cycle_days")
+    @classmethod
+    def _positive(cls, v: int | None) -> int | None:
+        if v is not None and v <= 0:
+            raise ValueError("must be a positive number of days")
+        return v
+
+    @field_validator("last_purchase_at", "birthday", "member_since", mode="before")
+    @classmethod
+    def _date(cls, v: Any) -> Any:
+        return v.replace("/", "-") if isinstance(v, str) else v
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, v: str | None) -> str | None:
+        if v is not None:
+            zone(v, "timezone")
+        return v
+
+    @field_validator("tags", mode="before")
+    @classmethod
+    def _tags(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            items = tuple(x.strip() for x in re.split(r"[|,;]", v) if x.strip())
+            bad = [x for x in items if not _TAG.match(x)]
+            if bad:
+                raise ValueError(f"tags must be lower_snake_case ids, got {bad[0]!r}")
+            return items
+        return v
+
+
+def _fields(row: CsvRow, tz: tzinfo) -> CustomerRecord:
+    data = row.model_dump()
+    for key in ("cart_at", "last_active_at"):
+        if data[key] is not None:
+            data[key] = as_aware(data[key], tz)
+    return CustomerRecord(**data)
+
+
+def read_text(path: Path) -> str:
+    """UTF-8 (with or without BOM), else GB18030 as Excel in China writes it."""
+    try:
+        raw = path.read_bytes()
+    except OSError as err:
+        raise StoreError(f"{path}: cannot read: {err.strerror}") from None
+    for encoding in ("utf-8-sig", "gb18030"):
+        try:
+            return raw.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+    raise StoreError(f"{path}: not UTF-8 or GB18030 text")
+
+
+def parse_csv(path: Path, tz: tzinfo) -> list[CustomerRecord]:
+    """Every row validated; raises ImportValidationError listing all bad rows by line number."""
+    reader = csv.DictReader(io.StringIO(read_text(path), newline=""))
+    header = [h.strip() for h in (reader.fieldnames or [])]
+    problems: list[tuple[int, str]] = []
+    missing = [c for c in REQUIRED if c not in header]
+    unknown = [h for h in header if h not in COLUMNS]
+    if missing or unknown:
+        if missing:
+            problems.append((1, f"missing required column(s): {', '.join(missing)}"))
+        if unknown:
+            problems.append((1, f"unknown column(s): {', '.join(unknown)} (allowed: {', '.join(COLUMNS)})"))
+        raise ImportValidationError(str(path), problems)
+    reader.fieldnames = header
+    records: list[CustomerRecord] = []
+    first_line: dict[str, int] = {}
+    for raw in reader:
+        line_start = reader.line_num  # the record's last physical line (its only one, usually)
+        if None in raw:
+            problems.append((line_start, "more cells than header columns"))
+            continue
+        try:
+            row = CsvRow.model_validate({k: v for k, v in raw.items() if v and v.strip()})
+        except ValidationError as err:
+            msgs = [f"{'.'.join(str(p) for p in e['loc']) or 'row'}: {_clean(e['msg'])}" for e in err.errors()]
+            problems.append((line_start, "; ".join(msgs)))
+            continue
+        if row.customer_id in first_line:
+            problems.append((line_start, f"customer_id {row.customer_id!r} repeats line "
+                                         f"{first_line[row.customer_id]}"))
+            continue
+        first_line[row.customer_id] = line_start
+        records.append(_fields(row, tz))
+    if problems:
+        raise ImportValidationError(str(path), problems)
+    if not records:
+        raise ImportValidationError(str(path), [(1, "no data rows")])
+    return records
+
+
+def _clean(msg: str) -> str:
+    return msg.removeprefix("Value error, ")

@@ -1,0 +1,136 @@
+"""The pure policy: handlers, fallbacks, silence, DTMF, side questions, outcomes."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from dialogue import policy
+from dialogue.engine import DialogueEngine
+from dialogue.loader import load_bundle
+from dialogue.types import CustomerEvent, EventKind, SessionState, Turn
+from nlu.types import Entity, Parse
+from tests.conftest import SCRIPTS
+from tests.dialogue.keywords import KeywordClassifier
+
+AT = datetime(2026, 11, 23, 10, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
+
+
+@pytest.fixture(scope="module")
+def engine() -> DialogueEngine:
+    return DialogueEngine(load_bundle(SCRIPTS), KeywordClassifier())
+
+
+def run(engine: DialogueEngine, *lines: str) -> SessionState:
+    state, _ = engine.start("c1", "u1", "wecom_add_gift", at=AT)
+    for line in lines:
+        if line == "<silence>":
+            event = CustomerEvent(EventKind.SILENCE)
+        elif line.startswith("<dtmf:"):
+            event = CustomerEvent(EventKind.DTMF, digits=line[6:-1])
+        else:
+            event = CustomerEvent(EventKind.SPEECH, text=line)
+        state, _ = engine.step(state, event, AT)
+        if state.ended:
+            break
+    return state
+
+
+def test_opening_discloses_and_sends_sms(engine: DialogueEngine) -> None:
+    _, reply = engine.start("c1", "u1", "wecom_add_gift", at=AT)
+    assert [u.clip for u in reply.utterances] == ["disclosure", "wag_opening"]
+    assert "智能客服助理" in reply.utterances[0].text
+    assert not reply.utterances[0].barge_in  # the disclosure is not interruptible
+    assert [a.type for a in reply.actions] == ["play", "play", "send_sms", "listen"]
+    assert "meiliyouxuan01" in reply.actions[2].text
+
+
+def test_opt_out_hangs_up_in_the_same_reply(engine: DialogueEngine) -> None:
+    state, _ = engine.start("c1", "u1", "wecom_add_gift", at=AT)
+    state, reply = engine.step(state, CustomerEvent(EventKind.SPEECH, text="别再给我打电话了"), AT)
+    assert reply.ended and reply.actions[-1].type == "hangup"
+    assert (state.outcome, state.grade) == ("do_not_contact", "F")
+
+
+def test_robot_question_answered_truthfully_then_back(engine: DialogueEngine) -> None:
+    state = run(engine, "你是机器人吗")
+    assert state.node == "answer_robot" and "asked_robot" in state.tags
+    text = engine.bundle.personas["xiaomei"].clips["answer_robot"].text
+    assert "不是真人" in text
+    state = run(engine, "你是机器人吗", "不用")
+    assert state.node == "opening"  # $back to where the question interrupted
+
+
+def test_side_question_returns_to_the_interrupted_node(engine: DialogueEngine) -> None:
+    state = run(engine, "喂", "多少钱")
+    assert state.node == "explain" and "price_sensitive" in state.tags
+
+
+def test_silence_reprompts_then_closes(engine: DialogueEngine) -> None:
+    state = run(engine, "<silence>", "<silence>")
+    assert not state.ended and state.silence_count == 2
+    state = run(engine, "<silence>", "<silence>", "<silence>")
+    assert (state.outcome, state.grade, state.ended_by) == ("no_response", "E", "bot")
+
+
+def test_fallback_limit(engine: DialogueEngine) -> None:
+    state = run(engine, "今天天气不错", "股票涨了吗")
+    assert not state.ended and state.fallback_count == 2
+    state = run(engine, "今天天气不错", "股票涨了吗", "火星有水吗")
+    assert state.ended and state.node == "close_unclear"
+
+
+def test_dtmf_defaults(engine: DialogueEngine) -> None:
+    assert run(engine, "<dtmf:0>").outcome == "transferred"
+    state = run(engine, "<dtmf:1>")
+    assert state.node == "how_to_add" and "high_intent" in state.tags
+
+
+def test_low_confidence_is_not_understood() -> None:
+    bundle = load_bundle(SCRIPTS)
+    track = bundle.tracks["wecom_add_gift"]
+    state = SessionState("c", track.id, "u", track.start, AT.isoformat())
+    turn = Turn(EventKind.SPEECH, "opt_out", 0.3, Parse("嗯嗯", "opt_out", 0.3))
+    decision = policy.decide(track, state, turn)
+    assert not decision.ended and decision.state.fallback_count == 1
+    assert decision.clips[0] == "fallback_prompt"
+
+
+def test_callback_time_slot_from_entity() -> None:
+    bundle = load_bundle(SCRIPTS)
+    track = bundle.tracks["wecom_add_gift"]
+    state = SessionState("c", track.id, "u", "ask_callback", AT.isoformat())
+    when = "2026-11-24T15:00:00+08:00"
+    parse = Parse("明天下午三点吧", "busy", 0.9, entities=(Entity("time", when, 0, 6, "test"),))
+    decision = policy.decide(track, state, Turn(EventKind.SPEECH, "busy", 0.9, parse))
+    assert decision.state.slots["callback_time"] == when
+    assert decision.state.outcome == "call_back_later" and decision.state.grade == "C"
+
+
+def test_policy_is_deterministic_and_pure() -> None:
+    bundle = load_bundle(SCRIPTS)
+    track = bundle.tracks["wecom_add_gift"]
+    state = SessionState("c", track.id, "u", track.start, AT.isoformat())
+    turn = Turn(EventKind.SPEECH, "affirm", 0.9, Parse("好的", "affirm", 0.9))
+    first = policy.decide(track, state, turn)
+    assert policy.decide(track, state, turn) == first
+    assert state.node == track.start  # input state untouched
+
+
+def test_customer_hangup_after_talking(engine: DialogueEngine) -> None:
+    state, _ = engine.start("c1", "u1", "wecom_add_gift", at=AT)
+    state, reply = engine.step(state, CustomerEvent(EventKind.HANGUP), AT)
+    assert (state.outcome, state.ended_by) == ("hung_up_early", "customer")
+    state = run(engine, "喂", "多少钱")
+    state, _ = engine.step(state, CustomerEvent(EventKind.HANGUP), AT)
+    assert state.outcome == "completed" and state.grade == "B"  # asked price: interested
+
+
+def test_state_round_trips_through_json(engine: DialogueEngine) -> None:
+    import json
+
+    state = run(engine, "喂", "多少钱")
+    again = SessionState.from_dict(json.loads(json.dumps(state.to_dict())))
+    assert again == state
