@@ -16,7 +16,7 @@ def machine() -> str:
     mem = ""
     try:
         with open("/proc/meminfo", encoding="utf-8") as f:
-            kb = int(next(line.split()[1] for line in f if line.startswith("MemTotal")))
+            kb = next(int(line.split()[1]) for line in f if line.startswith("MemTotal"))
             mem = f", {kb / 1024 / 1024:.0f} GiB"
     except (OSError, StopIteration, ValueError):
         pass
@@ -25,4 +25,4 @@ def machine() -> str:
 
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]

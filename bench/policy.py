@@ -14,12 +14,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._machine import machine, pct  # noqa: E402
-from dialogue import policy  # noqa: E402
-from dialogue.loader import load_bundle  # noqa: E402
-from dialogue.types import EventKind, SessionState, Turn  # noqa: E402
-from dialogue.vocab import INTENTS  # noqa: E402
-from nlu.types import Parse  # noqa: E402
+from bench._machine import machine, pct
+from dialogue import policy
+from dialogue.loader import load_bundle
+from dialogue.types import EventKind, SessionState, Turn
+from dialogue.vocab import INTENTS
+from nlu.types import Parse
 
 ROOT = Path(__file__).resolve().parent.parent
 

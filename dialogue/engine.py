@@ -19,7 +19,14 @@ from dialogue.policy import Decision
 from dialogue.render import clip_url, render_text
 from dialogue.schema import Persona, Track
 from dialogue.types import (
-    BotAction, ConversationResult, CustomerEvent, EventKind, Reply, SessionState, Turn, TurnRecord,
+    BotAction,
+    ConversationResult,
+    CustomerEvent,
+    EventKind,
+    Reply,
+    SessionState,
+    Turn,
+    TurnRecord,
     Utterance,
 )
 from dialogue.vocab import TAG_SET

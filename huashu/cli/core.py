@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 import uuid
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated
@@ -14,7 +15,7 @@ import typer
 from rich.console import Console
 
 from dialogue.loader import ScriptError
-from dialogue.types import Reply, SessionState
+from dialogue.types import CustomerEvent, Reply, SessionState
 from huashu.settings import Settings
 
 err = Console(stderr=True)
@@ -117,7 +118,7 @@ def simulate(
         raise typer.Exit(2) from None
     interactive = sys.stdin.isatty() and not as_json and not audio
 
-    def events():  # type: ignore[no-untyped-def]
+    def events() -> Iterator[CustomerEvent]:
         if audio:
             from dialogue.audio_turns import audio_events
 
@@ -171,7 +172,7 @@ def demo() -> None:
     out.rule("演示通话 demo call: wecom_add_gift")
     lines = iter(DEMO_LINES)
 
-    def scripted():  # type: ignore[no-untyped-def]
+    def scripted() -> Iterator[CustomerEvent]:
         for line in lines:
             out.print(f"[bold yellow]客户[/] {line}")
             yield parse_line(line)
@@ -182,7 +183,7 @@ def demo() -> None:
     if sys.stdin.isatty():
         out.rule("轮到你了 your turn — type as the customer; Ctrl-D hangs up")
 
-        def typed():  # type: ignore[no-untyped-def]
+        def typed() -> Iterator[CustomerEvent]:
             while True:
                 try:
                     yield parse_line(input("客户> "))

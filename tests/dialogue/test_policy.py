@@ -121,7 +121,7 @@ def test_policy_is_deterministic_and_pure() -> None:
 
 def test_customer_hangup_after_talking(engine: DialogueEngine) -> None:
     state, _ = engine.start("c1", "u1", "wecom_add_gift", at=AT)
-    state, reply = engine.step(state, CustomerEvent(EventKind.HANGUP), AT)
+    state, _ = engine.step(state, CustomerEvent(EventKind.HANGUP), AT)
     assert (state.outcome, state.ended_by) == ("hung_up_early", "customer")
     state = run(engine, "喂", "多少钱")
     state, _ = engine.step(state, CustomerEvent(EventKind.HANGUP), AT)

@@ -1,0 +1,59 @@
+"""`huashu simulate` as testers use it: stdin lines in, transcript / JSON out (real NLU + store)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT
+
+pytestmark = pytest.mark.slow
+
+
+def huashu(args: list[str], stdin: str, data_dir: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "HUASHU_DATA_DIR": str(data_dir)}
+    model = os.environ.get("HUASHU_NLU_MODEL_DIR")
+    if model:
+        env["HUASHU_NLU_MODEL_DIR"] = model
+    return subprocess.run([sys.executable, "-m", "huashu", *args], input=stdin, capture_output=True, text=True,
+                          cwd=ROOT, env=env, timeout=600)
+
+
+def test_opt_out_ends_the_call_in_the_same_turn(tmp_path: Path, nlu_model_dir: Path) -> None:
+    result = huashu(["simulate", "--track", "wecom_add_gift", "--json", "--at", "2026-11-23T10:00:00+08:00"],
+                    "喂\n别再给我打电话了\n好的\n", tmp_path)
+    assert result.returncode == 0, result.stderr
+    doc = json.loads(result.stdout)
+    assert doc["turns"][0]["user"] is None  # the bot's opening
+    last = doc["turns"][-1]
+    assert last["user"] == "别再给我打电话了" and last["intent"] == "opt_out"
+    assert last["actions"][-1] == {"type": "hangup"}
+    assert (doc["outcome"], doc["grade"], doc["ended_by"]) == ("do_not_contact", "F", "bot")
+    assert len(doc["turns"]) == 3  # "好的" after the hangup is not read as a turn
+    # ... and the same customer is refused from then on, forever.
+    again = huashu(["simulate", "--track", "wecom_add_gift", "--json", "--customer-id", doc["customer_id"],
+                    "--at", "2026-12-30T10:00:00+08:00"], "喂\n", tmp_path)
+    assert again.returncode == 3 and json.loads(again.stdout) == {"refused": "do_not_contact"}
+
+
+def test_refused_outside_calling_window(tmp_path: Path, nlu_model_dir: Path) -> None:
+    result = huashu(["simulate", "--track", "birthday_care", "--json", "--at", "2026-11-23T22:30:00+08:00"], "喂\n", tmp_path)
+    assert result.returncode == 3 and json.loads(result.stdout) == {"refused": "outside_calling_window"}
+
+
+def test_unknown_track_and_bad_variable_are_clear_errors(tmp_path: Path, nlu_model_dir: Path) -> None:
+    result = huashu(["simulate", "--track", "nope", "--at", "2026-11-23T10:00:00+08:00"], "", tmp_path)
+    assert result.returncode == 2 and "unknown track 'nope'" in result.stderr
+    result = huashu(["simulate", "--track", "wecom_add_gift", "--var", "colour=red", "--at", "2026-11-23T10:00:00+08:00"], "", tmp_path)
+    assert result.returncode == 2 and "no variable(s) colour" in result.stderr
+
+
+def test_validate_command_passes_on_shipped_tracks(tmp_path: Path) -> None:
+    result = huashu(["validate"], "", tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "wecom_add_gift" in result.stdout
