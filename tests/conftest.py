@@ -28,3 +28,24 @@ def skip_or_fail(reason: str) -> None:
 def settings(tmp_path: Path) -> Settings:
     """Settings on a fresh SQLite store in a temp dir (NLU model shared, see nlu fixtures)."""
     return Settings(data_dir=tmp_path / "data", cache_dir=tmp_path / "cache")
+
+
+@pytest.fixture(scope="session")
+def nlu_model_dir() -> Path:
+    """The real intent model, trained once per data hash into the user data dir (as `make run`
+    does) and shared by every test and subprocess of the session."""
+    from nlu import load_classifier
+
+    base = Settings()
+    load_classifier(base, train_if_missing=True)
+    path = base.effective_nlu_model_dir
+    os.environ["HUASHU_NLU_MODEL_DIR"] = str(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def classifier(nlu_model_dir: Path):  # type: ignore[no-untyped-def]
+    """The real classifier (session-wide, loaded once)."""
+    from nlu import load_classifier
+
+    return load_classifier(Settings(nlu_model_dir=str(nlu_model_dir)), train_if_missing=False)
