@@ -152,6 +152,13 @@ def _reprompt(track: Track, state: SessionState, clip: str, acc: _Acc) -> Decisi
     return Decision(state, tuple(acc.clips), listen_timeout_ms=node.listen_timeout_ms or track.settings.listen_timeout_ms)
 
 
+def _loops(track: Track, state: SessionState, edge: Edge, from_handler: bool) -> bool:
+    """Does this edge keep the call where it is (a side answer, a self-loop, a jump back)?"""
+    if edge.goto in (state.node, BACK) or from_handler:
+        return True
+    return track.nodes[edge.goto].return_
+
+
 def decide(track: Track, state: SessionState, turn: Turn, threshold: float | None = None) -> Decision:
     """The bot's answer to one customer turn."""
     if state.ended:
@@ -195,8 +202,8 @@ def decide(track: Track, state: SessionState, turn: Turn, threshold: float | Non
                             listen_timeout_ms=node.listen_timeout_ms or track.settings.listen_timeout_ms)
         if edge is None and intent != "out_of_scope":
             edge = node.on.get("*")
-        if edge is not None and same > track.settings.max_same_intent:
-            # The customer keeps saying the same thing and we keep answering: close politely.
+        if edge is not None and same > track.settings.max_same_intent and _loops(track, state, edge, from_handler):
+            # The customer keeps asking the same thing and we keep answering: close politely.
             return _enter(track, state, track.fallback.then, acc)
     if edge is None:
         state = state.with_(fallback_count=state.fallback_count + 1)
@@ -207,10 +214,13 @@ def decide(track: Track, state: SessionState, turn: Turn, threshold: float | Non
                         intent=None)
 
     state = state.with_(fallback_count=0).add_tags(*edge.tags)
-    if edge.set and turn.parse is not None:
+    if edge.set:
         slots = dict(state.slots)
         for slot, entity in edge.set.items():
-            found = turn.parse.entity(entity)
+            if entity.startswith("="):  # a literal value (e.g. churn_reason: "=price")
+                slots[slot] = entity[1:]
+                continue
+            found = turn.parse.entity(entity) if turn.parse is not None else None
             if found is not None:
                 slots[slot] = found.value
         state = state.with_(slots=slots)

@@ -134,3 +134,10 @@ def test_state_round_trips_through_json(engine: DialogueEngine) -> None:
     state = run(engine, "喂", "多少钱")
     again = SessionState.from_dict(json.loads(json.dumps(state.to_dict())))
     assert again == state
+
+
+def test_same_side_question_over_and_over_closes_politely(engine: DialogueEngine) -> None:
+    state = run(engine, "多少钱", "多少钱", "多少钱")
+    assert not state.ended and state.node == "opening"
+    state = run(engine, "多少钱", "多少钱", "多少钱", "多少钱")
+    assert state.ended and state.node == "close_unclear"
