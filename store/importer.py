@@ -23,7 +23,7 @@ OPTIONAL = ("name", "persona_group", "price_sensitivity", "channel", "deposit_pa
             "cycle_days", "birthday")
 # Our additions (contract: extend freely): membership for OAIPL quadrants, cart/interest and
 # activity for their segments, the customer's own timezone for the calling window, import tags.
-EXTENSIONS = ("is_member", "member_since", "cart_at", "last_active_at", "timezone", "tags")
+EXTENSIONS = ("is_member", "member_since", "joined_at", "cart_at", "last_active_at", "timezone", "tags")
 COLUMNS = REQUIRED + OPTIONAL + EXTENSIONS
 
 _TRUE = {"1", "true", "yes", "y", "t", "是", "已付", "已支付"}
@@ -54,6 +54,7 @@ class CsvRow(BaseModel):
     birthday: date | None = None
     is_member: bool = False
     member_since: date | None = None
+    joined_at: date | None = None
     cart_at: datetime | None = None
     last_active_at: datetime | None = None
     timezone: str | None = None
@@ -105,7 +106,7 @@ class CsvRow(BaseModel):
             raise ValueError("must be a positive number of days")
         return v
 
-    @field_validator("last_purchase_at", "birthday", "member_since", mode="before")
+    @field_validator("last_purchase_at", "birthday", "member_since", "joined_at", mode="before")
     @classmethod
     def _date(cls, v: Any) -> Any:
         return v.replace("/", "-") if isinstance(v, str) else v

@@ -58,6 +58,7 @@ customers = sa.Table(
     sa.Column("birthday_mmdd", sa.Integer, nullable=True, index=True),
     sa.Column("is_member", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("member_since", sa.Date, nullable=True),
+    sa.Column("joined_at", sa.Date, nullable=True),  # acquired by the shop (OAIPL "new")
     sa.Column("cart_at", UTCDateTime, nullable=True),
     sa.Column("last_active_at", UTCDateTime, nullable=True),
     sa.Column("is_test", sa.Boolean, nullable=False, server_default=sa.false()),

@@ -100,6 +100,7 @@ class CustomerRecord:
     birthday: date | None = None
     is_member: bool = False
     member_since: date | None = None
+    joined_at: date | None = None
     cart_at: datetime | None = None
     last_active_at: datetime | None = None
     timezone: str | None = None

@@ -117,7 +117,8 @@ def upsert_customers(conn: Connection, records: Sequence[CustomerRecord], keys: 
             "persona_group": rec.persona_group, "price_sensitivity": rec.price_sensitivity,
             "timezone": rec.timezone, "birthday": rec.birthday,
             "birthday_mmdd": None if rec.birthday is None else rec.birthday.month * 100 + rec.birthday.day,
-            "is_member": rec.is_member, "member_since": rec.member_since, "cart_at": rec.cart_at,
+            "is_member": rec.is_member, "member_since": rec.member_since, "joined_at": rec.joined_at,
+            "cart_at": rec.cart_at,
             "last_active_at": rec.last_active_at, "is_test": False, "created_at": now, "updated_at": now,
         })
         order_rows.append({

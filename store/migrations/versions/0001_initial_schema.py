@@ -70,6 +70,7 @@ def upgrade() -> None:
     sa.Column('birthday_mmdd', sa.Integer(), nullable=True),
     sa.Column('is_member', sa.Boolean(), server_default=sa.text('false'), nullable=False),
     sa.Column('member_since', sa.Date(), nullable=True),
+    sa.Column('joined_at', sa.Date(), nullable=True),
     sa.Column('cart_at', sa.DateTime(), nullable=True),
     sa.Column('last_active_at', sa.DateTime(), nullable=True),
     sa.Column('is_test', sa.Boolean(), server_default=sa.text('false'), nullable=False),

@@ -1,0 +1,1 @@
+"""Campaign cascades, shipped as package data."""

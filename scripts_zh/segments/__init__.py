@@ -1,0 +1,1 @@
+"""Crowd package (人群包) definitions, shipped as package data."""
