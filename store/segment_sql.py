@@ -6,6 +6,7 @@ negates exactly. Date arithmetic uses precomputed constants and the integer `las
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, tzinfo
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -22,7 +23,7 @@ if TYPE_CHECKING:
     from store.sql import SqlStore
 
 C = t.customers.c
-O = t.orders.c
+OC = t.orders.c
 Pred = ColumnElement[bool]
 
 
@@ -67,8 +68,8 @@ class Compiler:
         self.today: date = at.astimezone(tz).date()
         self.today_day = epoch_day(self.today) or 0
         self.rfm = rfm
-        self.pc = sa.func.coalesce(O.purchase_count, 0)
-        self.spent = sa.func.coalesce(O.total_spent, 0.0)
+        self.pc = sa.func.coalesce(OC.purchase_count, 0)
+        self.spent = sa.func.coalesce(OC.total_spent, 0.0)
 
     def _bool(self, col: Any, value: bool) -> Pred:
         return sa.func.coalesce(col, sa.false()) == value
@@ -83,7 +84,7 @@ class Compiler:
 
     def _active(self, days: int) -> Pred:
         return sa.or_(_ge(C.last_active_at, self.at - timedelta(days=days)),
-                      _ge(O.last_purchase_day, self.today_day - days))
+                      _ge(OC.last_purchase_day, self.today_day - days))
 
     def _joined(self, days: int) -> Pred:
         return sa.or_(_ge(C.joined_at, self.today - timedelta(days=days)),
@@ -91,7 +92,7 @@ class Compiler:
 
     def scores(self) -> tuple[Any, Any, Any]:
         r, f, m = self.rfm.recency_days, self.rfm.frequency, self.rfm.monetary
-        lpd = O.last_purchase_day
+        lpd = OC.last_purchase_day
         rs = sa.case((lpd.is_(None), 0), *((lpd >= self.today_day - d, 5 - i) for i, d in enumerate(r)),
                      else_=1)
         fs = sa.case((self.pc <= 0, 0), *((self.pc >= n, 5 - i) for i, n in enumerate(f)), else_=1)
@@ -116,9 +117,9 @@ class Compiler:
         if w.member is not None:
             p.append(self._bool(C.is_member, w.member))
         if w.deposit_paid is not None:
-            p.append(self._bool(O.deposit_paid, w.deposit_paid))
+            p.append(self._bool(OC.deposit_paid, w.deposit_paid))
         if w.balance_paid is not None:
-            p.append(self._bool(O.balance_paid, w.balance_paid))
+            p.append(self._bool(OC.balance_paid, w.balance_paid))
         if w.repurchase is not None:
             tiers = {"repeat": self.pc >= 2, "once": self.pc == 1, "never": self.pc == 0}
             p.append(sa.or_(*(tiers[x] for x in w.repurchase)))
@@ -137,8 +138,8 @@ class Compiler:
         if w.joined_within_days is not None:
             p.append(self._joined(w.joined_within_days))
         if w.cycle_due is not None:
-            p.append(sa.and_(O.cycle_days.is_not(None), O.last_purchase_day.is_not(None),
-                             sa.literal(self.today_day) - O.last_purchase_day >= O.cycle_days * w.cycle_due))
+            p.append(sa.and_(OC.cycle_days.is_not(None), OC.last_purchase_day.is_not(None),
+                             sa.literal(self.today_day) - OC.last_purchase_day >= OC.cycle_days * w.cycle_due))
         if w.rfm_min is not None or w.rfm_class is not None:
             rs, fs, ms = self.scores()
             if w.rfm_min is not None:
@@ -194,9 +195,9 @@ def evaluate(store: SqlStore, segment: Segment, at: datetime | None = None,
         C.phone_hash.in_(sa.select(dnc.phone_hash).where(dnc.phone_hash.is_not(None))),
     )
     q = (sa.select(C.customer_id, C.phone_masked, C.name, C.persona_group, C.price_sensitivity,
-                   sa.func.coalesce(O.deposit_paid, sa.false()).label("deposit_paid"),
-                   sa.func.coalesce(O.balance_paid, sa.false()).label("balance_paid"),
-                   sa.func.coalesce(O.deposit_product, "").label("deposit_product"),
+                   sa.func.coalesce(OC.deposit_paid, sa.false()).label("deposit_paid"),
+                   sa.func.coalesce(OC.balance_paid, sa.false()).label("balance_paid"),
+                   sa.func.coalesce(OC.deposit_product, "").label("deposit_product"),
                    C.last_outcome, C.phone_hash, comp.spent.label("spent"),
                    sa.case((blocked, 1), else_=0).label("blocked"))
          .select_from(t.customers.outerjoin(t.orders)).where(*conds))
@@ -208,7 +209,7 @@ def evaluate(store: SqlStore, segment: Segment, at: datetime | None = None,
     return store._tx(run)
 
 
-def _dedupe(name: str, at: datetime, rows: list[Any]) -> Evaluation:
+def _dedupe(name: str, at: datetime, rows: Sequence[Any]) -> Evaluation:
     """One target per phone: the highest spender (then the smallest id) among contactable customers.
     Done here rather than with a SQL window function: a hash pass beats SQLite's sort by 10x."""
     best: dict[str, Any] = {}

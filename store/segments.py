@@ -34,9 +34,9 @@ class Range(BaseModel):
 
 class RfmMin(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    r: int = Field(0, ge=0, le=5)
-    f: int = Field(0, ge=0, le=5)
-    m: int = Field(0, ge=0, le=5)
+    r: int = Field(default=0, ge=0, le=5)
+    f: int = Field(default=0, ge=0, le=5)
+    m: int = Field(default=0, ge=0, le=5)
 
 
 class Rfm(BaseModel):
@@ -47,7 +47,7 @@ class Rfm(BaseModel):
     recency_days: tuple[int, int, int, int] = (30, 60, 90, 180)  # ≤ these days since last purchase
     frequency: tuple[int, int, int, int] = (6, 4, 3, 2)  # ≥ these purchases
     monetary: tuple[float, float, float, float] = (2000, 1000, 500, 200)  # ≥ this total spent (yuan)
-    high_from: int = Field(3, ge=1, le=5)
+    high_from: int = Field(default=3, ge=1, le=5)
 
 
 class CallBackDue(BaseModel):
@@ -70,22 +70,22 @@ class Where(BaseModel):
     purchase_count: Range | None = None
     total_spent: Range | None = None
     cart_without_purchase: bool | None = None
-    active_within_days: int | None = Field(None, gt=0)
-    inactive_for_days: int | None = Field(None, gt=0)
-    joined_within_days: int | None = Field(None, gt=0)
-    cycle_due: float | None = Field(None, gt=0)  # fraction of the consumption cycle elapsed
+    active_within_days: int | None = Field(default=None, gt=0)
+    inactive_for_days: int | None = Field(default=None, gt=0)
+    joined_within_days: int | None = Field(default=None, gt=0)
+    cycle_due: float | None = Field(default=None, gt=0)  # fraction of the consumption cycle elapsed
     rfm_class: list[str] | None = None
     rfm_min: RfmMin | None = None
     quadrant: list[str] | None = None
     tags_any: list[str] | None = None
     tags_all: list[str] | None = None
     tags_none: list[str] | None = None
-    tag_within_days: int | None = Field(None, gt=0)  # applies to tags_any / tags_all
+    tag_within_days: int | None = Field(default=None, gt=0)  # applies to tags_any / tags_all
     last_outcome: list[str] | None = None
     call_back_due: CallBackDue | None = None
-    birthday_within_days: int | None = Field(None, ge=0, le=366)
+    birthday_within_days: int | None = Field(default=None, ge=0, le=366)
     any_of: list[Where] | None = None
-    not_: Where | None = Field(None, alias="not")
+    not_: Where | None = Field(default=None, alias="not")
 
     def model_post_init(self, _ctx: Any) -> None:
         for key, allowed in (("repurchase", REPURCHASE), ("quadrant", QUADRANTS),
@@ -103,9 +103,9 @@ class SegmentFile(BaseModel):
     name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
     title: str = ""
     description: str = ""
-    where: Where = Field(default_factory=Where)
+    where: Where = Field(default_factory=lambda: Where())
     include_test: bool = False
-    rfm: Rfm = Field(default_factory=Rfm)
+    rfm: Rfm = Field(default_factory=lambda: Rfm())
 
 
 @dataclass(frozen=True, slots=True)
