@@ -15,8 +15,8 @@ from sqlalchemy.engine import Connection, Engine
 
 from dialogue.types import ConversationResult
 from huashu.settings import Settings
+from store import bulk, writer
 from store import schema as t
-from store import writer
 from store.codec import as_aware, result_to_payload, row_to_result
 from store.db import create_engine, insert, is_connectivity_error, migrate, safe_url, translate_errors
 from store.errors import StoreError
@@ -193,6 +193,16 @@ class SqlStore:
         self._write_or_queue(lambda conn: writer.write_dnc(conn, [row]),
                              [("dnc", customer_id, customer_id, _jsonable(row), True)])
         log.info("do-not-contact: customer=%s reason=%s source=%s", mask_id(customer_id), reason, source)
+
+    def attempted(self, conversation_ids: set[str]) -> set[str]:
+        """Which of these conversation/task ids already have a contact attempt."""
+        return self._tx(lambda conn: bulk.attempted(conn, conversation_ids))
+
+    def contact_blockers(self, customer_ids: list[str], at: datetime, channel: str = "call") -> dict[str, str]:
+        """check_contact for many customers at once: id → reason for those that would be refused."""
+        at = self._aware(at)
+        return self._tx(lambda conn: bulk.contact_blockers(conn, customer_ids, at, channel, self.window,
+                                                           self.caps, self.tz))
 
     # ---- results and outbox -------------------------------------------------------------------
     def write_result(self, result: ConversationResult) -> bool:

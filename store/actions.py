@@ -1,0 +1,157 @@
+"""Store actions for talk tracks and Rasa assistants (rasa-sdk `Action` classes).
+
+`action_write_outcome`, `action_customer_profile`, `action_mark_do_not_contact` read the tracker
+(slots `customer_id`, `call_id`, `track`, `outcome`, `grade`, `tags`; else `sender_id`) and use
+the store given to `configure(store)`; unconfigured, they open the store of HUASHU_* settings on
+first use, so `huashu actions serve` works for any Rasa assistant as is.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from rasa_sdk import Action, Tracker
+from rasa_sdk.events import SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+
+from dialogue.types import ConversationResult, TurnRecord, Utterance
+from dialogue.vocab import GRADES, OUTCOME_SET, TAG_SET, grade_for
+from store.types import CustomerStore
+
+_lock = threading.Lock()
+_store: CustomerStore | None = None
+_provider: Callable[[], CustomerStore] | None = None
+
+
+def configure(store: CustomerStore | Callable[[], CustomerStore] | None) -> None:
+    """Use this store (or a zero-argument factory, called once on first use); None resets."""
+    global _store, _provider
+    with _lock:
+        if store is None or hasattr(store, "write_result"):
+            _store, _provider = store, None  # type: ignore[assignment]
+        else:
+            _store, _provider = None, store
+
+
+def current_store() -> CustomerStore:
+    global _store
+    with _lock:
+        if _store is None:
+            if _provider is not None:
+                _store = _provider()
+            else:
+                from huashu.settings import get_settings
+                from store import open_store
+
+                _store = open_store(get_settings())
+        return _store
+
+
+def _customer_id(tracker: Tracker) -> str:
+    return str(tracker.get_slot("customer_id") or tracker.sender_id)
+
+
+def _conversation_id(tracker: Tracker) -> str:
+    return str(tracker.get_slot("call_id") or tracker.get_slot("conversation_id") or tracker.sender_id)
+
+
+def _channel(tracker: Tracker) -> str:
+    channel = tracker.get_latest_input_channel() or tracker.get_slot("channel") or "call"
+    return "call" if channel == "call" else "wecom" if channel in ("wecom", "chat") else str(channel)
+
+
+def _event_time(event: dict[str, Any]) -> datetime | None:
+    ts = event.get("timestamp")
+    return datetime.fromtimestamp(float(ts), UTC) if isinstance(ts, int | float) else None
+
+
+def _turns(tracker: Tracker) -> tuple[TurnRecord, ...]:
+    """Turns from a Rasa tracker's events: each user message, with the bot messages after it."""
+    turns: list[TurnRecord] = []
+    for event in tracker.events:
+        kind = event.get("event")
+        if kind == "user":
+            intent = (event.get("parse_data") or {}).get("intent") or {}
+            turns.append(TurnRecord(user=event.get("text"), kind="speech", intent=intent.get("name"),
+                                    confidence=intent.get("confidence"), node="", bot=(), actions=()))
+        elif kind == "bot" and turns:
+            last = turns[-1]
+            turns[-1] = TurnRecord(last.user, last.kind, last.intent, last.confidence, last.node,
+                                   (*last.bot, Utterance(clip="", text=str(event.get("text") or ""))),
+                                   last.actions)
+    return tuple(turns)
+
+
+class ActionWriteOutcome(Action):
+    """Write the conversation's outcome, grade and tags (exactly once per conversation id)."""
+
+    def name(self) -> str:
+        return "action_write_outcome"
+
+    def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+            domain: dict[str, Any]) -> list[dict[str, Any]]:
+        outcome = str(tracker.get_slot("outcome") or "completed")
+        if outcome not in OUTCOME_SET:
+            raise ValueError(f"slot outcome={outcome!r} is not a contract outcome")
+        raw_tags = tracker.get_slot("tags") or []
+        tags = tuple(dict.fromkeys(str(t) for t in ([outcome, *raw_tags]) if str(t) in TAG_SET))
+        grade = tracker.get_slot("grade")
+        grade = grade if grade in GRADES else grade_for(outcome, set(tags))
+        times = [t for t in (_event_time(e) for e in tracker.events) if t is not None]
+        now = datetime.now(UTC)
+        result = ConversationResult(
+            conversation_id=_conversation_id(tracker), customer_id=_customer_id(tracker),
+            track=str(tracker.get_slot("track") or "rasa"), persona=str(tracker.get_slot("persona") or ""),
+            channel=_channel(tracker), variant=str(tracker.get_slot("variant") or ""),
+            started_at=min(times) if times else now, ended_at=max(times) if times else now,
+            outcome=outcome, grade=grade, tags=tags,
+            slots={k: v for k, v in tracker.slots.items()
+                   if k not in ("tags", "outcome", "grade") and v is not None},
+            node_path=tuple(str(e.get("name")) for e in tracker.events
+                            if e.get("event") == "action" and e.get("name")),
+            turns=_turns(tracker), ended_by="bot",
+        )
+        written = current_store().write_result(result)
+        return [SlotSet("outcome_written", True), SlotSet("outcome_new", written), SlotSet("grade", grade)]
+
+
+class ActionCustomerProfile(Action):
+    """Fill slots from the customer's profile (masked phone only)."""
+
+    def name(self) -> str:
+        return "action_customer_profile"
+
+    def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+            domain: dict[str, Any]) -> list[dict[str, Any]]:
+        customer = current_store().get_customer(_customer_id(tracker))
+        if customer is None:
+            return [SlotSet("customer_known", False)]
+        return [
+            SlotSet("customer_known", True), SlotSet("customer_name", customer.name or None),
+            SlotSet("phone_masked", customer.phone_masked or None),
+            SlotSet("persona_group", customer.persona_group or None),
+            SlotSet("price_sensitivity", customer.price_sensitivity),
+            SlotSet("deposit_paid", customer.deposit_paid), SlotSet("balance_paid", customer.balance_paid),
+            SlotSet("product", customer.deposit_product or None),
+            SlotSet("purchase_count", customer.purchase_count),
+            SlotSet("customer_tags", sorted(customer.tags)),
+            SlotSet("last_outcome", customer.last_outcome), SlotSet("last_grade", customer.last_grade),
+            SlotSet("do_not_contact", customer.do_not_contact),
+        ]
+
+
+class ActionMarkDoNotContact(Action):
+    """Put the customer on the do-not-contact list, durably, before the bot answers."""
+
+    def name(self) -> str:
+        return "action_mark_do_not_contact"
+
+    def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+            domain: dict[str, Any]) -> list[dict[str, Any]]:
+        reason = str(tracker.get_slot("do_not_contact_reason") or "opt_out")
+        source = f"{_channel(tracker)}:{_conversation_id(tracker)}"
+        current_store().mark_do_not_contact(_customer_id(tracker), reason, source, datetime.now(UTC))
+        return [SlotSet("do_not_contact", True)]
