@@ -34,14 +34,27 @@ class Settings(BaseSettings):
     database_timeout_s: float = 5.0  # store: connect / lock wait before the outbox takes over
     sms_webhook_url: str = ""  # store: campaign SMS provider webhook
     wecom_webhook_url: str = ""  # store: campaign WeCom provider webhook
+    wecom_token: str = ""  # wecom: callback Token (msg_signature); empty: callback disabled (503)
+    wecom_aes_key: str = ""  # wecom: callback EncodingAESKey (43 chars)
+    wecom_corp_id: str = ""  # wecom: receive id checked in every decrypted message (corpid / suite id)
+    wecom_max_skew_s: int = 300  # wecom: callbacks with |now - timestamp| above this are rejected
     vosk_model: str = ""
     whisper_model: str = ""
     asr_backend: str = "whisper"  # vosk | whisper | text
+    asr_hangover_ms: int = 300  # non-speech that ends an utterance (VAD endpointing)
+    asr_vad_threshold: float = 0.5  # Silero speech probability that counts as speech
+    asr_threads: int = 2  # CPU threads per Whisper decode
+    asr_workers: int = 1  # concurrent Whisper decodes per process
     nlu_model_dir: str = ""  # empty: <data_dir>/nlu-model
     scripts_dir: str = ""  # empty: the scripts_zh shipped with the package
     public_base_url: str = "http://127.0.0.1:8000"
     callback_budget_ms: int = 1500
     max_body_bytes: int = 2_000_000
+    session_ttl_s: int = 7200  # server: call state, locks' owner record and idempotency cache TTL
+    lock_ttl_ms: int = 10_000  # server: per-call lock lease (a killed worker's lock expires)
+    redis_prefix: str = "huashu:"  # server: key prefix in Redis (tests use a unique one)
+    jambonz_secret: str = ""  # server: jambonz webhook secret (Jambonz-Signature); empty: unchecked
+    filler_clip: str = "filler"  # server: persona clip played when a turn misses the budget
 
     @field_validator("calling_window")
     @classmethod

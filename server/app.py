@@ -1,0 +1,234 @@
+"""`create_app(settings)`: the gateway-facing FastAPI app (CONTRACT.md "HTTP").
+
+The Runtime (tracks, NLU model, store) is loaded once in the lifespan and kept on `app.state`;
+sessions live in-process or in Redis (server.sessions). Errors map to statuses in server.errors
+only; the guard middleware checks sizes, signatures and keys before any route runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+
+from dialogue.engine import DialogueEngine
+from dialogue.runtime import Runtime, build_runtime, load_scripts
+from huashu.settings import Settings
+from nlu.types import IntentClassifier
+from server import models as m
+from server.calls import CallService
+from server.errors import NotFound, Unavailable, error_response, json_response
+from server.guard import Guard
+from server.metrics import Metrics
+from server.sessions import SessionStore, open_sessions
+from store.phones import mask_id
+
+log = logging.getLogger("huashu.server")
+GENERATION_CHECK_S = 1.0
+
+
+@dataclass
+class ServerContext:
+    """Everything a request needs, built once per process by the lifespan."""
+
+    settings: Settings
+    runtime: Runtime
+    sessions: SessionStore
+    calls: CallService
+    metrics: Metrics
+    executor: ThreadPoolExecutor
+    generation: int = 0
+    checked_at: float = 0.0
+    reload_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    extras: dict[str, Any] = field(default_factory=dict)  # lazily loaded: ASR recognizer, clip cache
+
+    @property
+    def engine(self) -> DialogueEngine:
+        return self.runtime.engine
+
+    async def reload_tracks(self) -> list[str]:
+        """Load and validate the scripts again and swap them in (raises ScriptError: nothing changes)."""
+        async with self.reload_lock:
+            bundle = await asyncio.get_running_loop().run_in_executor(
+                self.executor, load_scripts, self.settings, self.runtime.actions)
+            self.runtime.bundle = bundle
+            self.runtime.engine.bundle = bundle
+            self.extras.pop("clips", None)
+            return sorted(bundle.tracks)
+
+    async def ensure_current(self) -> None:
+        """Another worker reloaded the tracks: follow (checked at most once a second)."""
+        now = time.monotonic()
+        if now - self.checked_at < GENERATION_CHECK_S:
+            return
+        self.checked_at = now
+        generation = await self.sessions.generation()
+        if generation > self.generation:
+            await self.reload_tracks()
+            self.generation = generation
+
+
+def ctx(request: Request) -> ServerContext:
+    return request.app.state.huashu  # type: ignore[no-any-return]
+
+
+def default_clock(settings: Settings) -> Callable[[], datetime]:
+    tz = ZoneInfo(settings.timezone)
+    return lambda: datetime.now(tz)
+
+
+def create_app(settings: Settings | None = None, *, runtime: Runtime | None = None,
+               classifier: IntentClassifier | None = None, clock: Callable[[], datetime] | None = None,
+               workers: int = 8) -> FastAPI:
+    """The app. `runtime`/`classifier`/`clock` are for tests and embedding; by default the
+    lifespan builds the Runtime from `settings` (training the NLU model if it is missing)."""
+    settings = settings or Settings()
+    metrics = Metrics()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="huashu-turn")
+        loop = asyncio.get_running_loop()
+        rt = runtime or await loop.run_in_executor(
+            executor, lambda: build_runtime(settings, classifier=classifier))
+        sessions = open_sessions(settings)
+        calls = CallService(lambda: rt.engine, sessions, metrics, clock=clock or default_clock(settings),
+                            budget_ms=settings.callback_budget_ms, lock_ttl_ms=settings.lock_ttl_ms,
+                            filler_clip=settings.filler_clip, executor=executor)
+        context = ServerContext(settings, rt, sessions, calls, metrics, executor)
+        try:
+            context.generation = await sessions.generation()
+        except Exception as exc:  # Redis down at boot: serve anyway, /healthz says degraded
+            log.warning("session store not reachable at startup: %s", exc)
+        app.state.huashu = context
+        log.info("huashu server ready: %d track(s), sessions=%s", len(rt.bundle.tracks), sessions.kind)
+        try:
+            yield
+        finally:
+            if calls.background:
+                await asyncio.wait(set(calls.background), timeout=settings.lock_ttl_ms / 1000)
+            await sessions.close()
+            executor.shutdown(wait=False, cancel_futures=True)
+            if runtime is None and rt.store is not None and hasattr(rt.store, "close"):
+                rt.store.close()
+
+    app = FastAPI(title="huashu 话术 gateway API", version="1.0.0", lifespan=lifespan,
+                  description="Telephony gateway callbacks, customer profiles, NLU parse (see CONTRACT.md).")
+
+    async def handle(request: Request, exc: Exception) -> Response:
+        return error_response(exc)
+
+    for exc_type in handled_exceptions():
+        app.add_exception_handler(exc_type, handle)
+    app.add_middleware(Guard, max_body=settings.max_body_bytes, gateway_secrets=lambda: settings.gateway_secrets,
+                       agent_keys=lambda: settings.agent_key_list, jambonz_secret=lambda: settings.jambonz_secret,
+                       metrics=metrics)
+    _register_basic_routes(app)
+    from server import clips, jambonz, routes_calls
+
+    routes_calls.register(app)
+    clips.register(app)
+    jambonz.register(app)
+    _include_wecom(app)
+    return app
+
+
+def handled_exceptions() -> tuple[type[BaseException], ...]:
+    """Every exception type server.errors maps (Exception last: a bug, answered 500)."""
+    from pydantic import ValidationError
+
+    from asr.errors import AsrError
+    from dialogue.engine import CallRefused, UnknownVariable
+    from server.errors import ApiError
+    from server.sessions import SessionsUnavailable
+
+    return (ApiError, CallRefused, ValidationError, UnicodeDecodeError, UnknownVariable, SessionsUnavailable,
+            AsrError, RequestValidationError, StarletteHTTPException, Exception)
+
+
+def _include_wecom(app: FastAPI) -> None:
+    """The WeCom engineer's router (suggest, sidebar), when that package provides it."""
+    try:
+        from wecom.api import router
+    except ImportError as exc:
+        log.debug("wecom router not available: %s", exc)
+        return
+    app.include_router(router)
+
+
+def _register_basic_routes(app: FastAPI) -> None:
+    @app.get("/healthz", response_model=m.Health, tags=["ops"], responses={503: {"model": m.Health}})
+    async def healthz(request: Request) -> Response:
+        c = ctx(request)
+        body = {"status": "ok", "sessions": c.sessions.kind, "tracks": sorted(c.runtime.bundle.tracks),
+                "detail": ""}
+        try:
+            await c.sessions.ping()
+        except Exception as exc:
+            body.update(status="degraded", detail=str(exc))
+            return json_response(body, 503)
+        return json_response(body)
+
+    @app.get("/metrics", tags=["ops"], response_class=Response,
+             responses={200: {"content": {"text/plain": {}}, "description": "Prometheus exposition"}})
+    async def metrics_route(request: Request) -> Response:
+        c = ctx(request)
+        try:
+            c.metrics.set_active(await c.sessions.active_calls())
+        except Exception:
+            c.metrics.set_active(None)
+        data, content_type = c.metrics.render()
+        return Response(data, media_type=content_type)
+
+    @app.post("/model/parse", response_model=m.RasaParse, tags=["nlu"], openapi_extra=m.body_doc(m.ParseIn),
+              responses=m.error_docs(400, 413, 422))
+    async def model_parse(request: Request) -> Response:
+        c = ctx(request)
+        body = m.parse(m.ParseIn, await request.body())
+        parsed = await asyncio.get_running_loop().run_in_executor(
+            c.executor, c.engine.classifier.classify, body.text)
+        return json_response(parsed.to_rasa())
+
+    @app.get("/v1/customers/{customer_id}", tags=["customers"],
+             responses={200: {"content": {"application/json": {"schema": {"type": "object"}}},
+                              "description": "Tags, last outcome/grade, do-not-contact status (phone masked)"},
+                        **m.error_docs(401, 404, 503)})
+    async def customer(customer_id: str, request: Request) -> Response:
+        c = ctx(request)
+        store = c.runtime.store
+        if store is None or not hasattr(store, "customer_profile"):
+            raise Unavailable("no customer store configured")
+        profile = await asyncio.get_running_loop().run_in_executor(c.executor, store.customer_profile, customer_id)
+        if profile is None:
+            raise NotFound(f"unknown customer {mask_id(customer_id)!r}")
+        return json_response(profile)
+
+    @app.post("/admin/tracks/reload", response_model=m.ReloadOut, tags=["admin"],
+              responses=m.error_docs(401, 403, 422))
+    async def reload_tracks(request: Request) -> Response:
+        from dialogue.loader import ScriptError
+        from server.errors import Unprocessable
+        from server.security import check_admin
+
+        c = ctx(request)
+        check_admin(request.headers.get("authorization"), request.headers.get("x-admin-key"),
+                    c.settings.admin_key)
+        try:
+            tracks = await c.reload_tracks()
+        except ScriptError as exc:
+            raise Unprocessable("scripts are invalid, nothing reloaded: " + "; ".join(exc.problems[:5])) from None
+        c.generation = await c.sessions.bump_generation()
+        log.info("tracks reloaded: %s (generation %d)", ", ".join(tracks), c.generation)
+        return json_response({"tracks": tracks, "generation": c.generation})

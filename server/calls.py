@@ -1,0 +1,273 @@
+"""Gateway callbacks on the engine: idempotent, serialised per call, ordered, within a budget.
+
+Rules (issue 6, CONTRACT.md):
+- the same (call_id, seq) answers the cached bytes, no second effect; concurrent duplicates wait
+  on the per-call lock and then find the cache;
+- a seq not newer than the call's newest has no effect; after the end every callback gets a
+  hangup and writes nothing; an unknown/expired call gets a hangup and nothing is created;
+- a turn that misses the budget answers a filler clip + listen; the slow turn finishes in the
+  background (holding the call's lock) and its answer is owed to the next event. If its worker
+  dies, the next event recomputes it from the stored pre-turn state and event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+from typing import Any, TypeVar
+
+from dialogue.engine import CallRefused, DialogueEngine
+from dialogue.render import clip_url, render_text
+from dialogue.types import CustomerEvent, EventKind, SessionState
+from server.errors import Conflict, Unavailable, Unprocessable, json_bytes
+from server.metrics import Metrics
+from server.sessions import CallRecord, SessionStore
+from store.phones import mask_id
+
+log = logging.getLogger("huashu.server.calls")
+T = TypeVar("T")
+
+HANGUP_BODY = json_bytes({"actions": [{"type": "hangup"}], "ended": True})
+STALE_BODY = json_bytes({"actions": [], "ended": False})
+START_KEY = "start"
+
+# Prepares the customer event inside the worker thread (audio: runs ASR with the node's hints).
+Prepare = Callable[[SessionState], CustomerEvent]
+
+
+def event_to_json(ev: CustomerEvent) -> dict[str, Any]:
+    return {"type": ev.kind.value, "text": ev.text, "confidence": ev.confidence, "digits": ev.digits,
+            "barged_in": ev.barged_in}
+
+
+def event_from_json(d: dict[str, Any]) -> CustomerEvent:
+    return CustomerEvent(EventKind(d["type"]), text=d.get("text"), confidence=d.get("confidence"),
+                         digits=d.get("digits"), barged_in=bool(d.get("barged_in")))
+
+
+def _owed_then(owed: list[dict[str, Any]], actions: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """What a slow turn still owed, then this turn's answer (the owed listen is superseded)."""
+    if owed and owed[-1].get("type") == "listen":
+        owed = owed[:-1]
+    return [*owed, *actions]
+
+
+class CallService:
+    """Start calls and answer events; everything durable goes through the SessionStore."""
+
+    def __init__(self, engine: Callable[[], DialogueEngine], sessions: SessionStore, metrics: Metrics, *,
+                 clock: Callable[[], datetime], budget_ms: int, lock_ttl_ms: int, filler_clip: str,
+                 executor: ThreadPoolExecutor) -> None:
+        self._engine = engine
+        self.sessions = sessions
+        self.metrics = metrics
+        self.clock = clock
+        self.budget_s = budget_ms / 1000
+        self.lock_ttl_s = lock_ttl_ms / 1000
+        self.filler_clip = filler_clip
+        self.executor = executor
+        self.background: set[asyncio.Task[None]] = set()
+
+    @property
+    def engine(self) -> DialogueEngine:
+        return self._engine()
+
+    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
+
+    # -- start -------------------------------------------------------------------------------
+    async def start(self, call_id: str, customer_id: str, track: str, variables: dict[str, str]) -> bytes:
+        """The opening of a new call (compliance gate first). Idempotent on call_id."""
+        digest = hashlib.sha256(json_bytes([customer_id, track, sorted(variables.items())])).hexdigest()
+        if track not in self.engine.bundle.tracks:
+            known = ", ".join(sorted(self.engine.bundle.tracks))
+            raise Unprocessable(f"track: unknown track {track!r} (known: {known})")
+        token = await self.sessions.lock(call_id, self.budget_s)
+        if token is None:
+            raise Unavailable(f"call {call_id!r} is being started by another request, retry",
+                              headers={"Retry-After": "1"})
+        try:
+            rec = await self.sessions.load(call_id)
+            if rec is not None:
+                cached = await self.sessions.response(call_id, START_KEY)
+                if rec.start_digest == digest and cached is not None:
+                    self.metrics.replays.inc()
+                    return cached
+                raise Conflict(f"call_id {call_id!r} already exists (started with other parameters)")
+            at = self.clock()
+            try:
+                state, reply = await self._run(
+                    lambda: self.engine.start(call_id, customer_id, track, at=at, variables=variables))
+            except CallRefused as exc:
+                self.metrics.refusals.labels(exc.reason).inc()
+                log.info("call %s refused: %s", mask_id(call_id), exc.reason)
+                raise
+            body = json_bytes({"call_id": call_id, "actions": [a.to_json() for a in reply.actions]})
+            record = CallRecord(state=state.to_dict(), version=1, start_digest=digest)
+            if not await self.sessions.commit(call_id, record, {START_KEY: body}, 0):
+                raise Conflict(f"call_id {call_id!r} was started concurrently")
+            self.metrics.calls_started.labels(track).inc()
+            log.info("call %s started: track=%s customer=%s", mask_id(call_id), track, mask_id(customer_id))
+            return body
+        finally:
+            await self.sessions.unlock(call_id, token)
+
+    # -- events ------------------------------------------------------------------------------
+    async def event(self, call_id: str, seq: int, ev: CustomerEvent, *, prepare: Prepare | None = None,
+                    t0: float | None = None) -> bytes:
+        """The answer to event `seq` of a call (see the module docstring for the rules)."""
+        t0 = time.monotonic() if t0 is None else t0
+        key = f"e{seq}"
+        self.metrics.events.labels(ev.kind.value).inc()
+        s = self.sessions
+        cached = await s.response(call_id, key)
+        if cached is not None:
+            self.metrics.replays.inc()
+            return cached
+        rec = await s.load(call_id)
+        if rec is None or rec.ended:
+            return HANGUP_BODY
+        # a hangup has no one listening for a quick answer: it waits for a slow turn to finish
+        wait = self.lock_ttl_s if ev.kind is EventKind.HANGUP else self.budget_s - (time.monotonic() - t0) - 0.01
+        token = await s.lock(call_id, wait)
+        if token is None:
+            return await self._busy(call_id, key)
+        handed_off = False
+        try:
+            cached = await s.response(call_id, key)
+            if cached is not None:  # a concurrent duplicate finished first
+                self.metrics.replays.inc()
+                return cached
+            rec = await s.load(call_id)
+            if rec is None or rec.ended:
+                return HANGUP_BODY
+            if seq <= rec.last_seq:
+                self.metrics.stale.inc()
+                return STALE_BODY
+            body, handed_off = await self._turn(call_id, token, rec, seq, ev, prepare, t0)
+            return body
+        finally:
+            if not handed_off:
+                await s.unlock(call_id, token)
+
+    async def _busy(self, call_id: str, key: str) -> bytes:
+        """The lock stayed taken for the whole budget (a slow turn of this call is running)."""
+        cached = await self.sessions.response(call_id, key)
+        if cached is not None:
+            self.metrics.replays.inc()
+            return cached
+        rec = await self.sessions.load(call_id)
+        if rec is None or rec.ended:
+            return HANGUP_BODY
+        self.metrics.fillers.inc()
+        # Not cached: a gateway retry of this seq gets the real answer once the call is free.
+        return json_bytes({"actions": self._filler(SessionState.from_dict(rec.state)), "ended": False})
+
+    async def _turn(self, call_id: str, token: str, rec: CallRecord, seq: int, ev: CustomerEvent,
+                    prepare: Prepare | None, t0: float) -> tuple[bytes, bool]:
+        key = f"e{seq}"
+        state = SessionState.from_dict(rec.state)
+        owed: list[dict[str, Any]] = []
+        if rec.pending is not None:
+            if rec.deferred is not None:
+                owed = rec.deferred
+            else:  # the slow turn's worker died before finishing: redo it from the stored input
+                pending_ev = event_from_json(rec.pending["event"])
+                state, owed = await self._run(self._compute, state, pending_ev,
+                                              datetime.fromisoformat(rec.pending["at"]), None)
+            if ev.kind in (EventKind.PLAYBACK_DONE, EventKind.SILENCE) or state.ended:
+                # the filler finished / the customer waited: deliver what the slow turn owed
+                body = json_bytes({"actions": owed, "ended": state.ended})
+                done = rec.next(state=state.to_dict(), last_seq=seq, pending=None, deferred=None)
+                return await self._commit(call_id, rec, done, key, body, was_ended=False), False
+        at = self.clock()
+        task = asyncio.ensure_future(self._run(self._compute, state, ev, at, prepare))
+        if ev.kind is EventKind.HANGUP:
+            await asyncio.wait({task})
+        else:
+            await asyncio.wait({task}, timeout=max(self.budget_s - (time.monotonic() - t0), 0.0))
+        if task.done():
+            new_state, actions = task.result()
+            body = json_bytes({"actions": _owed_then(owed, actions), "ended": new_state.ended})
+            done = rec.next(state=new_state.to_dict(), last_seq=seq, pending=None, deferred=None)
+            return await self._commit(call_id, rec, done, key, body, was_ended=state.ended), False
+        # Past the budget: a filler now, the real answer on the next event.
+        self.metrics.fillers.inc()
+        body = json_bytes({"actions": _owed_then(owed, self._filler(state)), "ended": False})
+        pending = {"seq": seq, "event": event_to_json(ev), "at": at.isoformat()}
+        marked = rec.next(state=state.to_dict(), last_seq=seq, pending=pending, deferred=None)
+        if not await self.sessions.commit(call_id, marked, {key: body}, rec.version):
+            return STALE_BODY, False
+        log.info("call %s seq %d over the %.0f ms budget: filler", mask_id(call_id), seq, self.budget_s * 1000)
+        late = asyncio.ensure_future(self._finish_late(call_id, token, task, marked, state.ended))
+        self.background.add(late)
+        late.add_done_callback(self.background.discard)
+        return body, True
+
+    async def _finish_late(self, call_id: str, token: str, task: asyncio.Future[tuple[SessionState, list[dict[str, Any]]]],
+                           marked: CallRecord, was_ended: bool) -> None:
+        try:
+            new_state, actions = await task
+            final = marked.next(state=new_state.to_dict(), deferred=actions)
+            if await self.sessions.commit(call_id, final, {}, marked.version):
+                self._count_outcome(new_state, was_ended)
+        except Exception:
+            log.exception("call %s: slow turn failed; the next event redoes it", mask_id(call_id))
+        finally:
+            await self.sessions.unlock(call_id, token)
+
+    async def _commit(self, call_id: str, rec: CallRecord, done: CallRecord, key: str, body: bytes,
+                      *, was_ended: bool) -> bytes:
+        if not await self.sessions.commit(call_id, done, {key: body}, rec.version):
+            # Someone else moved this call on (our lock lease ran out): no effect from us.
+            cached = await self.sessions.response(call_id, key)
+            return cached if cached is not None else STALE_BODY
+        self._count_outcome(SessionState.from_dict(done.state), was_ended)
+        return body
+
+    def _count_outcome(self, state: SessionState, was_ended: bool) -> None:
+        if state.ended and not was_ended:
+            self.metrics.outcomes.labels(state.track_id, state.node, state.outcome or "").inc()
+            log.info("call %s ended: outcome=%s grade=%s node=%s", mask_id(state.call_id), state.outcome,
+                     state.grade, state.node)
+
+    # -- engine work (worker threads) ---------------------------------------------------------
+    def _compute(self, state: SessionState, ev: CustomerEvent, at: datetime,
+                 prepare: Prepare | None) -> tuple[SessionState, list[dict[str, Any]]]:
+        started = time.perf_counter()
+        if prepare is not None:
+            ev = prepare(state)
+        engine = self.engine
+        try:
+            new_state, reply = engine.step(state, ev, at)
+        except KeyError as exc:  # a track reload removed this call's track or node
+            log.warning("call %s cannot continue after a track reload (%s): hanging up",
+                        mask_id(state.call_id), exc)
+            return state.with_(ended=True, ended_by="bot"), [{"type": "hangup"}]
+        self.metrics.nlu_latency.observe(time.perf_counter() - started)
+        return new_state, [a.to_json() for a in reply.actions]
+
+    def _filler(self, state: SessionState) -> list[dict[str, Any]]:
+        """Filler clip (when the persona has one) + listen, from the call's current node."""
+        engine = self.engine
+        actions: list[dict[str, Any]] = []
+        try:
+            track = engine.bundle.track(state.track_id)
+        except KeyError:
+            return [{"type": "listen", "timeout_ms": 6000}]
+        persona = engine.bundle.persona_for(track)
+        spec = persona.clips.get(self.filler_clip)
+        if spec is not None:
+            values = {**state.variables, **state.slots}
+            actions.append({"type": "play", "clip": self.filler_clip,
+                            "url": clip_url(engine.config.clip_base_url, persona, self.filler_clip, values),
+                            "text": render_text(spec.text, values), "barge_in": spec.barge_in})
+        node = track.nodes.get(state.node)
+        timeout = (node.listen_timeout_ms if node is not None else None) or track.settings.listen_timeout_ms
+        actions.append({"type": "listen", "timeout_ms": timeout})
+        return actions

@@ -1,0 +1,195 @@
+"""jambonz adapter: jambonz's webhook protocol mapped onto the same calls service.
+
+- `POST /jambonz/calls?track=ID` — the application's call webhook. The customer and track come
+  from the call's `customerData` (the `tag` given when the call was created over jambonz's REST
+  API: {"customer_id", "track", "vars"}) or the query. Answers a verb array.
+- `POST /jambonz/calls/{call_sid}/action?seq=N` — the actionHook of our `gather` / `dial` /
+  `redirect` verbs: `reason` + `speech.alternatives` / `digits` become our speech / dtmf / silence
+  events. `seq` is chosen by us in the hook URL, so a retried hook is idempotent.
+- `POST /jambonz/status` — call status webhook: a finished call becomes a hangup event.
+
+Our actions → verbs: play → `play` (the last one before a listen is nested in `gather` for
+barge-in), listen → `gather` (speech + digits, actionHook), transfer → `dial`, hangup → `hangup`,
+send_sms/send_wecom → `tag` (the messages travel with the call's data to the integrator's status
+hook). A reply that ends after playing gets a `redirect` so that jambonz reports playback_done.
+Signed requests: `Jambonz-Signature` when HUASHU_JAMBONZ_SECRET is set (server.guard).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import time
+from typing import Annotated, Any
+
+from fastapi import FastAPI, Query, Request
+from starlette.responses import Response
+
+from dialogue.engine import CallRefused
+from dialogue.types import CustomerEvent, EventKind
+from server.app import ctx
+from server.errors import Unprocessable, json_bytes
+from server.models import error_docs
+from store.phones import mask_id
+
+STATUS_SEQ = 2**53 - 1  # the status webhook's hangup is never "older" than a hook
+_FINISHED = {"completed", "failed", "busy", "no-answer"}
+_PHONE = re.compile(r"^\+?\d{3,20}$")
+LANGUAGE = "zh-CN"
+
+
+def hook(call_sid: str, seq: int, event: str = "") -> str:
+    return f"/jambonz/calls/{call_sid}/action?seq={seq}" + (f"&event={event}" if event else "")
+
+
+def _target(to: str) -> dict[str, Any]:
+    if to.startswith("sip:"):
+        return {"type": "sip", "sipUri": to}
+    if _PHONE.match(to):
+        return {"type": "phone", "number": to}
+    return {"type": "user", "name": to}
+
+
+def to_verbs(actions: list[dict[str, Any]], call_sid: str, next_seq: int) -> list[dict[str, Any]]:
+    """Our contract actions → a jambonz verb array (a pure function: replays are byte-identical)."""
+    verbs: list[dict[str, Any]] = []
+    messages = [{"type": a["type"], "template": a.get("template", ""), "text": a.get("text", "")}
+                for a in actions if a["type"] in ("send_sms", "send_wecom")]
+    if messages:
+        verbs.append({"verb": "tag", "data": {"huashu_messages": messages}})
+    plays = [a for a in actions if a["type"] == "play"]
+    last = next((a for a in reversed(actions) if a["type"] in ("listen", "hangup", "transfer")), None)
+    nest = last is not None and last["type"] == "listen" and plays and actions[-1] is last
+    for a in plays[:-1] if nest else plays:
+        verbs.append({"verb": "play", "url": a["url"]})
+    if last is None:
+        verbs.append({"verb": "redirect", "actionHook": hook(call_sid, next_seq, "playback_done")})
+    elif last["type"] == "listen":
+        gather: dict[str, Any] = {
+            "verb": "gather", "input": ["speech", "digits"], "actionHook": hook(call_sid, next_seq),
+            "timeout": max(1, round(int(last.get("timeout_ms", 6000)) / 1000)), "numDigits": 1,
+            "recognizer": {"vendor": "default", "language": LANGUAGE}}
+        if nest:
+            final = plays[-1]
+            gather["play"] = {"url": final["url"]}
+            gather["bargein"] = bool(final.get("barge_in", True))
+            gather["listenDuringPrompt"] = bool(final.get("barge_in", True))
+        verbs.append(gather)
+    elif last["type"] == "transfer":
+        verbs.append({"verb": "dial", "target": [_target(str(last.get("to", "")))],
+                      "actionHook": hook(call_sid, next_seq, "hangup"), "answerOnBridge": True})
+    else:
+        verbs.append({"verb": "hangup"})
+    return verbs
+
+
+def event_from_hook(payload: dict[str, Any], event: str) -> CustomerEvent:
+    """A gather/dial/redirect actionHook payload → our customer event."""
+    if event in ("playback_done", "hangup"):
+        return CustomerEvent(EventKind(event))
+    reason = str(payload.get("reason", ""))
+    speech = payload.get("speech")
+    if reason == "speechDetected" and isinstance(speech, dict):
+        alts = speech.get("alternatives") or []
+        best = alts[0] if alts and isinstance(alts[0], dict) else {}
+        text = str(best.get("transcript", "") or "")
+        conf = best.get("confidence")
+        confidence = float(conf) if isinstance(conf, int | float) and 0 <= conf <= 1 else None
+        return CustomerEvent(EventKind.SPEECH, text=text, confidence=confidence)
+    digits = payload.get("digits")
+    if reason == "dtmfDetected" and isinstance(digits, str) and digits:
+        return CustomerEvent(EventKind.DTMF, digits=digits[:32])
+    return CustomerEvent(EventKind.SILENCE)  # timeout, stt errors: nobody said anything usable
+
+
+def _payload(raw: bytes) -> dict[str, Any]:
+    try:
+        data = json.loads(raw.decode("utf-8") or "{}")
+    except UnicodeDecodeError:
+        raise
+    except json.JSONDecodeError as exc:
+        raise Unprocessable(f"body is not valid JSON: {exc.msg}", status=400) from None
+    if not isinstance(data, dict):
+        raise Unprocessable("body must be a JSON object (a jambonz webhook payload)")
+    return data
+
+
+def _verbs(verbs: list[dict[str, Any]]) -> Response:
+    return Response(json_bytes(verbs), media_type="application/json")
+
+
+def _customer_data(payload: dict[str, Any]) -> dict[str, Any]:
+    for key in ("customerData", "customer_data", "tag"):
+        value = payload.get(key)
+        if isinstance(value, dict):
+            return value
+    return {}
+
+
+_VERBS_DOC = {200: {"description": "jambonz verb array",
+                    "content": {"application/json": {"schema": {"type": "array", "items": {"type": "object"}}}}},
+              **error_docs(400, 401, 413, 422, 503)}
+_BODY_DOC = {"requestBody": {"required": True, "content": {"application/json": {"schema": {"type": "object"}}}}}
+
+
+def register(app: FastAPI) -> None:
+    @app.post("/jambonz/calls", tags=["jambonz"], responses=_VERBS_DOC, openapi_extra=_BODY_DOC,
+              response_class=Response)
+    async def jambonz_call(request: Request,
+                           track: Annotated[str | None, Query(max_length=64)] = None) -> Response:
+        t0 = time.monotonic()
+        c = ctx(request)
+        await c.ensure_current()
+        payload = _payload(await request.body())
+        sid = payload.get("call_sid")
+        if not isinstance(sid, str) or not sid or len(sid) > 128 or "/" in sid:
+            raise Unprocessable("call_sid: a jambonz call webhook carries a call_sid")
+        data = _customer_data(payload)
+        track_id = str(data.get("track") or track or "")
+        if not track_id:
+            raise Unprocessable("track: give ?track= on the webhook URL or customerData.track")
+        customer = data.get("customer_id")
+        if not isinstance(customer, str) or not customer:
+            number = str(payload.get("to") if payload.get("direction") == "outbound" else payload.get("from"))
+            customer = "jambonz-" + hashlib.sha256(number.encode()).hexdigest()[:16]  # never the raw number
+        variables = {str(k): str(v) for k, v in (data.get("vars") or {}).items()} \
+            if isinstance(data.get("vars"), dict) else {}
+        try:
+            body = await c.calls.start(sid, customer, track_id, variables)
+        except CallRefused as exc:
+            return _verbs([{"verb": "hangup", "headers": {"X-Huashu-Refused": exc.reason}}])
+        finally:
+            c.metrics.latency.labels("jambonz_call").observe(time.monotonic() - t0)
+        return _verbs(to_verbs(json.loads(body)["actions"], sid, 1))
+
+    @app.post("/jambonz/calls/{call_sid}/action", tags=["jambonz"], responses=_VERBS_DOC,
+              openapi_extra=_BODY_DOC, response_class=Response)
+    async def jambonz_action(call_sid: str, request: Request,
+                             seq: Annotated[int, Query(ge=0, le=2**53)],
+                             event: Annotated[str, Query(pattern="^(|playback_done|hangup)$")] = "") -> Response:
+        t0 = time.monotonic()
+        c = ctx(request)
+        await c.ensure_current()
+        ev = event_from_hook(_payload(await request.body()), event)
+        try:
+            body = await c.calls.event(call_sid, seq, ev, t0=t0)
+        finally:
+            c.metrics.latency.labels("jambonz_action").observe(time.monotonic() - t0)
+        return _verbs(to_verbs(json.loads(body)["actions"], call_sid, seq + 1))
+
+    @app.post("/jambonz/status", tags=["jambonz"], openapi_extra=_BODY_DOC,
+              responses={200: {"description": "acknowledged",
+                               "content": {"application/json": {"schema": {"type": "object"}}}},
+                         **error_docs(400, 401, 413, 422, 503)})
+    async def jambonz_status(request: Request) -> Response:
+        c = ctx(request)
+        payload = _payload(await request.body())
+        sid = payload.get("call_sid")
+        status = payload.get("call_status")
+        if isinstance(sid, str) and sid and "/" not in sid and status in _FINISHED:
+            await c.calls.event(sid, STATUS_SEQ, CustomerEvent(EventKind.HANGUP))
+            import logging
+
+            logging.getLogger("huashu.server.jambonz").info("jambonz call %s %s", mask_id(sid), status)
+        return Response(b"{}", media_type="application/json")

@@ -1,0 +1,123 @@
+"""Gateway call routes: start, events, audio upload and the streaming WebSocket."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Annotated, Any
+
+from fastapi import FastAPI, Query, Request
+from starlette.responses import Response
+
+from dialogue.types import CustomerEvent, EventKind, SessionState
+from server import models as m
+from server.app import ServerContext, ctx
+from server.errors import Unprocessable
+
+
+def _json(body: bytes, status: int = 200) -> Response:
+    return Response(body, status_code=status, media_type="application/json")
+
+
+def register(app: FastAPI) -> None:
+    @app.post("/v1/calls", tags=["calls"], response_model=m.StartCallOut, openapi_extra=m.body_doc(m.StartCallIn),
+              responses={409: {"model": m.Refused | m.Detail, "description": "Refused by the compliance gate "
+                                                                            "(or call_id reused)"},
+                         **m.error_docs(400, 401, 413, 422, 503)})
+    async def start_call(request: Request) -> Response:
+        t0 = time.monotonic()
+        c = ctx(request)
+        await c.ensure_current()
+        body = m.parse(m.StartCallIn, await request.body())
+        try:
+            return _json(await c.calls.start(body.call_id, body.customer_id, body.track, dict(body.vars)))
+        finally:
+            c.metrics.latency.labels("start").observe(time.monotonic() - t0)
+
+    @app.post("/v1/calls/{call_id}/events", tags=["calls"], response_model=m.EventOut,
+              openapi_extra=m.body_doc(m.EventIn), responses=m.error_docs(400, 401, 413, 422, 503))
+    async def call_event(call_id: str, request: Request) -> Response:
+        t0 = time.monotonic()
+        c = ctx(request)
+        await c.ensure_current()
+        body = m.parse(m.EventIn, await request.body())
+        event = body.to_event()
+        try:
+            return _json(await c.calls.event(call_id, body.seq, event, t0=t0))
+        finally:
+            c.metrics.latency.labels("event").observe(time.monotonic() - t0)
+
+    @app.post("/v1/calls/{call_id}/audio", tags=["calls"], response_model=m.EventOut,
+              openapi_extra={"requestBody": {"required": True, "content": {
+                  "audio/wav": {"schema": {"type": "string", "format": "binary"}},
+                  "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}},
+              responses=m.error_docs(400, 401, 413, 422, 503))
+    async def call_audio(
+        call_id: str, request: Request,
+        seq: Annotated[int | None, Query(ge=0, le=2**53, description="event sequence number (idempotency)")] = None,
+        rate: Annotated[int | None, Query(ge=1000, le=192000, description="sample rate of raw audio")] = None,
+        encoding: Annotated[str | None, Query(max_length=16, description="raw audio: pcm16 | ulaw | alaw")] = None,
+    ) -> Response:
+        """A recorded customer turn (WAV or declared raw audio) → ASR → the same as a speech event."""
+        t0 = time.monotonic()
+        c = ctx(request)
+        await c.ensure_current()
+        raw = await request.body()
+        try:
+            return _json(await audio_turn(c, call_id, raw, seq=seq, rate=rate, encoding=encoding, t0=t0))
+        finally:
+            c.metrics.latency.labels("audio").observe(time.monotonic() - t0)
+
+    from server.stream import register as register_stream
+
+    register_stream(app)
+
+
+async def recognizer(c: ServerContext) -> Any:
+    """The ASR recognizer, loaded once per process (in a worker thread; the first call waits)."""
+    fut = c.extras.get("asr")
+    if fut is None:
+        from asr import load_recognizer
+
+        fut = asyncio.get_running_loop().run_in_executor(c.executor, load_recognizer, c.settings)
+        c.extras["asr"] = fut
+    try:
+        return await asyncio.shield(fut)
+    except Exception:
+        c.extras.pop("asr", None)  # let a later request try again (e.g. after fixing the model path)
+        raise
+
+
+def hints_for(c: ServerContext, state: SessionState) -> Any:
+    from asr.types import AsrHints
+
+    try:
+        node = c.engine.bundle.track(state.track_id).nodes[state.node]
+    except KeyError:
+        return AsrHints()
+    return AsrHints(tuple(getattr(node, "hints", ()) or ()))
+
+
+async def audio_turn(c: ServerContext, call_id: str, raw: bytes, *, seq: int | None, rate: int | None,
+                     encoding: str | None, t0: float) -> bytes:
+    """Decode now (bad audio → 422 at once), recognise inside the turn (counts against the budget)."""
+    from asr.audio import decode
+
+    if not raw:
+        raise Unprocessable("audio: empty body (send a WAV file)")
+    if seq is None:  # no sequence number: this upload is the call's next event
+        rec = await c.sessions.load(call_id)
+        seq = (rec.last_seq + 1) if rec is not None else 1
+    rec_ = await recognizer(c)
+    loop = asyncio.get_running_loop()
+    audio = await loop.run_in_executor(
+        c.executor, lambda: decode(raw, declared_rate=rate, declared_encoding=encoding,
+                                   target_rate=rec_.sample_rate))
+    started = time.perf_counter()
+
+    def prepare(state: SessionState) -> CustomerEvent:
+        result = rec_.transcribe(audio.pcm, hints_for(c, state))
+        c.metrics.asr_latency.observe(time.perf_counter() - started)
+        return CustomerEvent(EventKind.SPEECH, text=result.text, confidence=result.confidence)
+
+    return await c.calls.event(call_id, seq, CustomerEvent(EventKind.SPEECH), prepare=prepare, t0=t0)

@@ -1,0 +1,185 @@
+"""Where live calls are kept between callbacks: one small protocol, two implementations.
+
+`MemorySessions` (default) keeps everything in this process; `server.redis_sessions.RedisSessions`
+(when HUASHU_REDIS_URL is set) keeps it in Redis with TTLs so that any worker can serve any
+callback. Both store, per call: the record (state + protocol bookkeeping), the idempotency cache
+(response bytes by key) and a lock; a commit writes the record and responses atomically, and only
+when the record still has the version the caller read (so a worker whose lock expired cannot move a
+conversation back).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any, Protocol
+
+from huashu.settings import Settings
+
+
+class SessionsUnavailable(RuntimeError):
+    """The session store cannot be reached (Redis down); callers answer 503 and the gateway retries."""
+
+
+@dataclass(frozen=True, slots=True)
+class CallRecord:
+    """One live call: the engine's state plus what the protocol needs to stay idempotent.
+
+    `pending`: a turn that missed the callback budget ({"seq", "event", "at"}); its result is
+    `deferred` (the actions still owed to the gateway) once the slow turn has finished.
+    """
+
+    state: dict[str, Any]
+    version: int = 1
+    last_seq: int = 0
+    start_digest: str = ""
+    pending: dict[str, Any] | None = None
+    deferred: list[dict[str, Any]] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)  # adapter bookkeeping (jambonz seq…)
+
+    @property
+    def ended(self) -> bool:
+        """Ended and nothing more owed: every further callback gets a plain hangup."""
+        return bool(self.state.get("ended")) and not self.deferred
+
+    def next(self, **changes: Any) -> CallRecord:
+        return replace(self, version=self.version + 1, **changes)
+
+    def dumps(self) -> bytes:
+        return json.dumps({"state": self.state, "version": self.version, "last_seq": self.last_seq,
+                           "start_digest": self.start_digest, "pending": self.pending,
+                           "deferred": self.deferred, "extra": self.extra},
+                          ensure_ascii=False, separators=(",", ":")).encode()
+
+    @classmethod
+    def loads(cls, raw: bytes | str) -> CallRecord:
+        d = json.loads(raw)
+        return cls(state=d["state"], version=int(d["version"]), last_seq=int(d["last_seq"]),
+                   start_digest=d.get("start_digest", ""), pending=d.get("pending"),
+                   deferred=d.get("deferred"), extra=d.get("extra") or {})
+
+
+class SessionStore(Protocol):
+    """Call records, per-call locks and the idempotency cache (see module docstring)."""
+
+    kind: str
+
+    async def load(self, call_id: str) -> CallRecord | None: ...
+
+    async def response(self, call_id: str, key: str) -> bytes | None: ...
+
+    async def commit(self, call_id: str, record: CallRecord | None, responses: Mapping[str, bytes],
+                     expect_version: int) -> bool:
+        """Write `record` (None: keep the record) and `responses` in one step when the stored
+        version is `expect_version` (0: no record yet). False, writing nothing, on a conflict."""
+        ...
+
+    async def lock(self, call_id: str, wait_s: float) -> str | None:
+        """A token when the call's lock was taken within `wait_s`, else None."""
+        ...
+
+    async def unlock(self, call_id: str, token: str) -> None: ...
+
+    async def active_calls(self) -> int: ...
+
+    async def generation(self) -> int:
+        """Scripts generation: bumped by a track reload so every worker reloads."""
+        ...
+
+    async def bump_generation(self) -> int: ...
+
+    async def ping(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+class MemorySessions:
+    """In-process sessions: dicts with expiry and one asyncio lock per call (single worker)."""
+
+    kind = "memory"
+
+    def __init__(self, ttl_s: float) -> None:
+        self.ttl_s = ttl_s
+        self._records: dict[str, tuple[float, CallRecord]] = {}
+        self._responses: dict[str, dict[str, bytes]] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._generation = 0
+        self._last_sweep = time.monotonic()
+
+    def _sweep(self) -> None:
+        now = time.monotonic()
+        if now - self._last_sweep < 10:
+            return
+        self._last_sweep = now
+        for call_id in [k for k, (exp, _) in self._records.items() if exp < now]:
+            self._records.pop(call_id, None)
+            self._responses.pop(call_id, None)
+        for call_id in [k for k, lock in self._locks.items() if k not in self._records and not lock.locked()]:
+            del self._locks[call_id]
+
+    async def load(self, call_id: str) -> CallRecord | None:
+        item = self._records.get(call_id)
+        if item is None or item[0] < time.monotonic():
+            return None
+        return item[1]
+
+    async def response(self, call_id: str, key: str) -> bytes | None:
+        if await self.load(call_id) is None:
+            return None
+        return self._responses.get(call_id, {}).get(key)
+
+    async def commit(self, call_id: str, record: CallRecord | None, responses: Mapping[str, bytes],
+                     expect_version: int) -> bool:
+        self._sweep()
+        current = await self.load(call_id)
+        if (current.version if current else 0) != expect_version:
+            return False
+        if record is not None:
+            self._records[call_id] = (time.monotonic() + self.ttl_s, record)
+        if responses:
+            self._responses.setdefault(call_id, {}).update(responses)
+        return True
+
+    async def lock(self, call_id: str, wait_s: float) -> str | None:
+        lock = self._locks.setdefault(call_id, asyncio.Lock())
+        try:
+            await asyncio.wait_for(lock.acquire(), timeout=max(wait_s, 0.0))
+        except TimeoutError:
+            return None
+        return "local"
+
+    async def unlock(self, call_id: str, token: str) -> None:
+        lock = self._locks.get(call_id)
+        if lock is not None and lock.locked():
+            lock.release()
+
+    async def active_calls(self) -> int:
+        now = time.monotonic()
+        return sum(1 for exp, r in self._records.values() if exp >= now and not r.state.get("ended"))
+
+    async def generation(self) -> int:
+        return self._generation
+
+    async def bump_generation(self) -> int:
+        self._generation += 1
+        return self._generation
+
+    async def ping(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        self._records.clear()
+        self._responses.clear()
+
+
+def open_sessions(settings: Settings) -> SessionStore:
+    """Redis when HUASHU_REDIS_URL is set, else in-process."""
+    if settings.redis_url:
+        from server.redis_sessions import RedisSessions
+
+        return RedisSessions(settings.redis_url, prefix=settings.redis_prefix,
+                             ttl_s=settings.session_ttl_s, lock_ttl_ms=settings.lock_ttl_ms)
+    return MemorySessions(settings.session_ttl_s)
