@@ -130,13 +130,23 @@ def render(text: str, target: Target) -> str:
     return re.sub(r"\{(\w+)\}", lambda m: values.get(m.group(1), m.group(0)), text)
 
 
+def _fmt(value: Any) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, list):
+        return "|".join(_fmt(v) for v in value)
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}: {_fmt(v)}" for k, v in value.items()) + "}"
+    return str(value)
+
+
 def _why(campaign: Campaign, step: Step, scheduled: datetime) -> str:
     parts = [f"in crowd {campaign.crowd.name} ({campaign.crowd.title})" if campaign.crowd.title
              else f"in crowd {campaign.crowd.name}",
              f"step due since {scheduled.strftime('%Y-%m-%d %H:%M')}"]
     conds = step.when.model_dump(exclude_none=True, by_alias=True)
     if conds:
-        parts.append("and " + ", ".join(f"{k}={v}" for k, v in conds.items()))
+        parts.append("and " + ", ".join(f"{k}={_fmt(v)}" for k, v in conds.items()))
     if step.spec.requires:
         parts.append(f"after step {step.spec.requires} was sent")
     return "; ".join(parts)
