@@ -26,7 +26,7 @@ def turn_from_json(data: dict[str, Any]) -> TurnRecord:
     return TurnRecord(
         user=data.get("user"), kind=data.get("kind", ""), intent=data.get("intent"),
         confidence=data.get("confidence"), node=data.get("node", ""), bot=bot, actions=actions,
-        barged_in=bool(data.get("barged_in", False)),
+        barged_in=bool(data.get("barged_in", False)), at=data.get("at"),
     )
 
 

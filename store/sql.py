@@ -233,9 +233,13 @@ class SqlStore:
         return new
 
     def _open_circuit(self, err: BaseException) -> None:
-        self._failures += 1
-        delay = min(30.0, 0.25 * 2 ** min(self._failures, 8))
-        self._retry_at = time.monotonic() + delay
+        with self._state_lock:
+            now = time.monotonic()
+            if now < self._retry_at:  # already open: another thread saw the same outage
+                return
+            self._failures += 1
+            delay = min(15.0, 0.25 * 2 ** min(self._failures, 8))
+            self._retry_at = now + delay
         orig = getattr(err, "orig", None) or err
         log.warning("database %s unreachable (%s); writes go to the outbox %s, retry in %.1fs",
                     safe_url(self.url), str(orig).strip().splitlines()[0] if str(orig).strip() else "",

@@ -1,0 +1,103 @@
+"""The compliance gate with a frozen clock: do-not-contact, calling window, frequency caps."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from store import open_store
+from store.errors import StoreError
+from store.gate import CallingWindow
+from store.sql import SqlStore
+
+from .conftest import TZ, make_settings
+from .factories import customer
+
+
+def at(day: int, hh: int, mm: int = 0) -> datetime:
+    return datetime(2026, 6, day, hh, mm, tzinfo=TZ)
+
+
+@pytest.fixture
+def known(store: SqlStore) -> SqlStore:
+    store.upsert_customers([customer("c1", "13900001111"), customer("c2", "13900002222")])
+    return store
+
+
+def test_do_not_contact_at_2230_and_over_cap_get_the_contract_codes(known: SqlStore) -> None:
+    known.mark_do_not_contact("c1", "opt_out", "call:x", at(1, 10))
+    assert known.check_contact("c1", at(1, 11)) == "do_not_contact"
+    assert known.check_contact("c2", at(1, 22, 30)) == "outside_calling_window"
+    known.record_attempt("c2", "call-1", at(1, 10))
+    assert known.check_contact("c2", at(1, 15)) == "frequency_cap"
+
+
+def test_calling_window_edges(known: SqlStore) -> None:
+    assert known.check_contact("c2", at(1, 8, 59)) == "outside_calling_window"
+    assert known.check_contact("c2", at(1, 9, 0)) is None
+    assert known.check_contact("c2", at(1, 20, 59)) is None
+    assert known.check_contact("c2", at(1, 21, 0)) == "outside_calling_window"
+
+
+def test_naive_times_are_local_and_aware_times_are_converted(known: SqlStore) -> None:
+    assert known.check_contact("c2", datetime(2026, 6, 1, 22, 30)) == "outside_calling_window"
+    assert known.check_contact("c2", datetime(2026, 6, 1, 14, 30, tzinfo=UTC)) == "outside_calling_window"
+    assert known.check_contact("c2", datetime(2026, 6, 1, 2, 30, tzinfo=UTC)) is None  # 10:30 in Shanghai
+
+
+def test_daily_and_weekly_caps(known: SqlStore) -> None:
+    known.record_attempt("c2", "d1", at(1, 10))
+    assert known.check_contact("c2", at(2, 9, 59)) == "frequency_cap"  # within 24 h
+    assert known.check_contact("c2", at(2, 10, 0)) is None
+    known.record_attempt("c2", "d2", at(2, 10))
+    known.record_attempt("c2", "d3", at(3, 10))
+    assert known.check_contact("c2", at(4, 11)) == "frequency_cap"  # 3 in 7 days
+    assert known.check_contact("c2", at(8, 10, 1)) is None  # d1 left the week
+    known.record_attempt("c2", "d3", at(5, 10))  # same conversation id: counted once
+    assert known.check_contact("c2", at(8, 10, 1)) is None
+
+
+def test_caps_are_per_channel_and_inbound_chat_is_never_refused(known: SqlStore) -> None:
+    known.record_attempt("c2", "sms-1", at(1, 10), channel="sms")
+    assert known.check_contact("c2", at(1, 11), channel="call") is None
+    assert known.check_contact("c2", at(1, 11), channel="sms") == "frequency_cap"
+    known.mark_do_not_contact("c2", "opt_out", "chat:x", at(1, 10))
+    assert known.check_contact("c2", at(1, 23), channel="chat") is None
+
+
+def test_unknown_customer_is_judged_by_window_and_caps(known: SqlStore) -> None:
+    assert known.check_contact("stranger", at(1, 10)) is None
+    assert known.check_contact("stranger", at(1, 23)) == "outside_calling_window"
+
+
+def test_settings_change_window_caps_and_timezone(tmp_path: Path, db_url: str) -> None:
+    settings = make_settings(tmp_path, db_url, calling_window="10:00-12:00", timezone="America/New_York",
+                             max_calls_per_day=2, max_calls_per_week=5)
+    st = open_store(settings)
+    try:
+        ny = datetime(2026, 6, 1, 11, 0)
+        assert st.check_contact("x", ny) is None  # naive = New York wall clock
+        assert st.check_contact("x", ny.replace(hour=12)) == "outside_calling_window"
+        st.record_attempt("x", "a", ny)
+        assert st.check_contact("x", ny + timedelta(minutes=30)) is None  # 2 per day allowed
+        st.record_attempt("x", "b", ny + timedelta(minutes=30))
+        assert st.check_contact("x", ny + timedelta(minutes=45)) == "frequency_cap"
+    finally:
+        st.close()
+
+
+def test_customer_timezone_overrides_the_default(known: SqlStore) -> None:
+    known.upsert_customers([customer("tokyo", "13900003333", timezone="Asia/Tokyo")])
+    # 20:30 in Shanghai is 21:30 in Tokyo: outside that customer's window.
+    assert known.check_contact("tokyo", at(1, 20, 30)) == "outside_calling_window"
+    assert known.check_contact("c2", at(1, 20, 30)) is None
+
+
+def test_window_parsing() -> None:
+    night = CallingWindow.parse("21:00-09:00")
+    assert night.allows(datetime(2026, 1, 1, 23, 0)) and not night.allows(datetime(2026, 1, 1, 12, 0))
+    assert CallingWindow.parse("00:00-24:00").allows(datetime(2026, 1, 1, 23, 59))
+    with pytest.raises(StoreError, match="HUASHU_CALLING_WINDOW"):
+        CallingWindow.parse("9-21")
