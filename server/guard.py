@@ -18,6 +18,9 @@ from server.metrics import Metrics
 
 SIGNED_PREFIXES = ("/v1/calls", "/v1/customers")
 AGENT_PREFIXES = ("/v1/wecom", "/wecom")
+# WeCom's own callback (msg_signature, checked by wecom.callback) and the sidebar's static shell
+# (no data in it; everything it shows comes through the key-protected APIs) take no agent key.
+AGENT_OPEN_PREFIXES = ("/v1/wecom/callback", "/v1/wecom/sidebar", "/v1/wecom/static/")
 JAMBONZ_PREFIX = "/jambonz"
 
 
@@ -97,7 +100,7 @@ class Guard:
             secrets = self.gateway_secrets()
             if secrets:
                 security.verify(headers.get(security.SIGNATURE_HEADER), body, secrets)
-        elif path.startswith(AGENT_PREFIXES):
+        elif path.startswith(AGENT_PREFIXES) and not path.startswith(AGENT_OPEN_PREFIXES):
             security.check_agent(headers.get("authorization"), self.agent_keys())
         elif path.startswith(JAMBONZ_PREFIX):
             secret = self.jambonz_secret()
