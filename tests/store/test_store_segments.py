@@ -33,7 +33,7 @@ SEGMENTS = load_segments(SCRIPTS)
 def demo(store: SqlStore) -> tuple[SqlStore, World]:
     customers = list(generate_customers(1500, 11, TODAY))
     store.upsert_customers(customers)
-    results, attempts = generate_history(customers, 11, NOW)
+    results, _ = generate_history(customers, 11, NOW)
     store.write_results(results)
     world = World(NOW, customers, results)
     assert world.dnc_ids and len({c.phone for c in customers}) < len(customers)  # the data exercises both
