@@ -113,8 +113,6 @@ def dispatch(store: SqlStore, campaign: str, step: StepPlan, provider: MessagePr
             messages.append(OutboundMessage(task["task_id"], tg.customer_id, spec.channel, spec.template,
                                             task["text"], phones.get(tg.customer_id, ""), tg.phone_masked))
         ok = provider.send(messages)
-        for m in messages:
-            if m.task_id in ok:
-                store.record_attempt(m.customer_id, m.task_id, at, spec.channel)
+        store.record_attempts([(m.customer_id, m.task_id, at, spec.channel) for m in messages if m.task_id in ok])
         accepted += len(ok)
     return accepted

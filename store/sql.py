@@ -186,6 +186,15 @@ class SqlStore:
         self._write_or_queue(lambda conn: writer.write_attempts(conn, [row]),
                              [("attempt", conversation_id, customer_id, _jsonable(row), False)])
 
+    def record_attempts(self, attempts: Sequence[tuple[str, str, datetime, str]]) -> None:
+        """Many (customer_id, conversation_id, at, channel) attempts in one transaction."""
+        rows = [{"customer_id": c, "conversation_id": k, "channel": ch, "at": self._aware(a)}
+                for c, k, a, ch in attempts]
+        if rows:
+            self._write_or_queue(lambda conn: writer.write_attempts(conn, rows),
+                                 [("attempt", r["conversation_id"], r["customer_id"], _jsonable(r), False)
+                                  for r in rows])
+
     def mark_do_not_contact(self, customer_id: str, reason: str, source: str, at: datetime) -> None:
         """Committed (to the database, or fsync'd to the outbox) before it returns."""
         row = {"customer_id": customer_id, "reason": reason[:64], "source": source[:64],

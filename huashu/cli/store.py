@@ -38,7 +38,7 @@ ProviderPhones = Annotated[bool, typer.Option(
 
 
 def _fail(message: str, code: int = 1) -> typer.Exit:
-    err.print(message, style="red", markup=False, highlight=False)
+    err.print(message, style="red", markup=False, highlight=False, soft_wrap=True)
     return typer.Exit(code)
 
 
@@ -88,7 +88,7 @@ def customers_import(file: Annotated[Path, typer.Argument(help="CSV with a heade
         records = parse_csv(file, ZoneInfo(settings.timezone))
     except ImportValidationError as exc:
         for line, message in exc.problems:
-            err.print(f"{file}:{line}: {message}", markup=False, highlight=False)
+            typer.echo(f"{file}:{line}: {message}", err=True)  # one unwrapped line each, for tools
         raise _fail(f"{len(exc.problems)} bad row(s) in {file}; nothing imported") from None
     except StoreError as exc:
         raise _fail(str(exc)) from None
@@ -129,8 +129,7 @@ def customers_demo(
         if history:
             results, attempts = generate_history(customers, seed, now)
             results_n = st.write_results(results)
-            for cid, call_id, at in attempts:
-                st.record_attempt(cid, call_id, at)
+            st.record_attempts([(cid, call_id, at, "call") for cid, call_id, at in attempts])
     if csv_out:
         write_csv(customers, csv_out)
     out.print(f"{n} demo customers (seed {seed}, as of {ref}), {results_n} earlier call result(s)"
