@@ -188,11 +188,11 @@ class SqlStore:
 
     def record_attempts(self, attempts: Sequence[tuple[str, str, datetime, str]]) -> None:
         """Many (customer_id, conversation_id, at, channel) attempts in one transaction."""
-        rows = [{"customer_id": c, "conversation_id": k, "channel": ch, "at": self._aware(a)}
-                for c, k, a, ch in attempts]
+        rows: list[dict[str, Any]] = [
+            {"customer_id": c, "conversation_id": k, "channel": ch, "at": self._aware(a)} for c, k, a, ch in attempts]
         if rows:
             self._write_or_queue(lambda conn: writer.write_attempts(conn, rows),
-                                 [("attempt", r["conversation_id"], r["customer_id"], _jsonable(r), False)
+                                 [("attempt", str(r["conversation_id"]), str(r["customer_id"]), _jsonable(r), False)
                                   for r in rows])
 
     def mark_do_not_contact(self, customer_id: str, reason: str, source: str, at: datetime) -> None:

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
@@ -99,8 +99,8 @@ def test_call_tasks_have_the_post_v1_calls_shape(demo: SqlStore) -> None:
 
 
 class _Provider(BaseHTTPRequestHandler):
-    received: list[tuple[dict[str, Any], str, bytes]] = []
-    reject: set[str] = set()
+    received: ClassVar[list[tuple[dict[str, Any], str, bytes]]] = []
+    reject: ClassVar[set[str]] = set()
 
     def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers["Content-Length"]))
@@ -164,7 +164,7 @@ def test_provider_phones_only_when_asked(demo: SqlStore, provider_url: str) -> N
 
 def test_a_failing_provider_is_a_clear_error(demo: SqlStore) -> None:
     camp = _campaign(demo)
-    with pytest.raises(StoreError, match="provider webhook http://127.0.0.1:1/x failed"):
+    with pytest.raises(StoreError, match=r"provider webhook http://127\.0\.0\.1:1/x failed"):
         dispatch(demo, camp.name, plan(demo, camp, NOW)[0], WebhookProvider("http://127.0.0.1:1/x"), NOW)
     with pytest.raises(StoreError, match="call step"):
         dispatch(demo, camp.name, plan(demo, camp, NOW)[2], WebhookProvider("http://127.0.0.1:1/x"), NOW)
