@@ -55,7 +55,15 @@ def _customer_id(tracker: Tracker) -> str:
 
 
 def _conversation_id(tracker: Tracker) -> str:
-    return str(tracker.get_slot("call_id") or tracker.get_slot("conversation_id") or tracker.sender_id)
+    """The call id slot (our engine), else Rasa's sender id plus the start of its current session,
+    since a Rasa sender id spans many conversations."""
+    explicit = tracker.get_slot("call_id") or tracker.get_slot("conversation_id")
+    if explicit:
+        return str(explicit)
+    starts = [e.get("timestamp") for e in tracker.events if e.get("event") == "session_started"]
+    if starts and isinstance(starts[-1], int | float):
+        return f"{tracker.sender_id}:{int(starts[-1])}"
+    return str(tracker.sender_id)
 
 
 def _channel(tracker: Tracker) -> str:
