@@ -98,7 +98,7 @@ def lifecycle_stage(customer: Customer | None, spec: LifecycleSpec, now: datetim
         period = promo_period(spec, today)
         return ("promo", f"promo period {period}") if period else ("new", "not in the store")
     contact = _as_date(last_contact_at)
-    joined = _as_date(getattr(customer, "joined_at", None))
+    joined = customer.joined_at
     recent = timedelta(days=spec.just_joined_days)
     if customer.last_outcome == "wechat_added" and contact is not None and today - contact <= recent:
         return "just_joined", "added on WeCom in the last call"
@@ -109,7 +109,7 @@ def lifecycle_stage(customer: Customer | None, spec: LifecycleSpec, now: datetim
     period = promo_period(spec, today)
     if period:
         return "promo", f"promo period {period}"
-    seen = [d for d in (_as_date(getattr(customer, "last_active_at", None)), customer.last_purchase_at,
+    seen = [d for d in (_as_date(customer.last_active_at), customer.last_purchase_at,
                         contact if customer.last_outcome not in NO_CONTACT else None) if d is not None]
     if seen and today - max(seen) > timedelta(days=spec.silent_days):
         return "silent", f"no activity since {max(seen).isoformat()}"

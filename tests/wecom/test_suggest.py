@@ -135,6 +135,14 @@ def test_lifecycle_stages(library: Library) -> None:
     joined = Customer("j", purchase_count=1, last_purchase_at=date(2026, 7, 6), last_outcome="wechat_added")
     assert lifecycle_stage(joined, spec, today, (today - timedelta(days=1)).isoformat())[0] == "just_joined"
     assert lifecycle_stage(joined, spec, today, (today - timedelta(days=30)).isoformat())[0] == "active"
+    member = Customer("m", purchase_count=0, joined_at=date(2026, 7, 4))
+    assert lifecycle_stage(member, spec, today)[0] == "just_joined"
+    lapsed = Customer("l", purchase_count=1, last_purchase_at=date(2026, 7, 1),
+                      last_active_at=datetime(2026, 7, 7, 9, tzinfo=TZ))
+    assert lifecycle_stage(lapsed, spec, today)[0] == "active"
+    browsing = Customer("b", purchase_count=2, last_purchase_at=date(2026, 1, 5),
+                        last_active_at=datetime(2026, 7, 7, 9, tzinfo=TZ))
+    assert lifecycle_stage(browsing, spec, today)[0] == "active"  # still browsing the shop: not silent
     presale = Customer("p", purchase_count=1, deposit_paid=True, last_purchase_at=date(2026, 7, 6))
     assert lifecycle_stage(presale, spec, today)[0] == "promo"
     double11 = datetime(2026, 11, 5, 10, tzinfo=TZ)
