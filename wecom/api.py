@@ -53,7 +53,9 @@ def service_of(request: Request) -> WecomService:
         if current is None or current.bundle is not runtime.bundle:
             fresh = WecomService(runtime.settings, runtime.bundle, runtime.engine.classifier, runtime.store)
             if current is not None:  # keep what this process already saw across a reload
-                fresh.inbox, fresh.verifier = current.inbox, fresh.verifier or current.verifier
+                fresh.inbox = current.inbox
+                if fresh.verifier is not None and current.verifier is not None:
+                    fresh.verifier.seen = current.verifier.seen
             state.wecom_service = fresh
             current = fresh
     return current
