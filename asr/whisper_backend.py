@@ -1,0 +1,218 @@
+"""faster-whisper (CTranslate2) backend. The only module that imports faster_whisper / ctranslate2.
+
+Decoding is done with the CTranslate2 model directly instead of `WhisperModel.transcribe`,
+for two reasons that matter on a phone line:
+- latency: `transcribe` always encodes a 30 s window (~1 s on two cores for the base model);
+  customer replies are 1-6 s, so the encoder gets the utterance plus a short silent tail
+  (`window_pad_s`, at least `min_window_s`), several times cheaper;
+- no hallucinated text: one greedy pass on a VAD segment, then the result is dropped when the
+  model itself says it is not speech (no_speech_prob with a low log-probability), when it is
+  repetitive junk (compression ratio, repeated n-grams), when it only echoes the prompt, or when
+  it is one of Whisper's well-known subtitle credits.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import threading
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from asr.errors import ModelError
+from asr.normalize import normalize_text
+from asr.types import AsrHints, Transcript
+
+SAMPLE_RATE = 16000
+_FRAMES_PER_S = 100
+# Whisper's favourite inventions on silence/noise (subtitle credits, "thanks for watching").
+_JUNK = ("字幕由", "字幕提供", "字幕志愿者", "Amara", "请不吝点赞", "点赞订阅", "订阅我的频道", "谢谢观看",
+         "感谢观看", "谢谢收看", "感谢收看", "明镜与点点", "独播剧场", "Subtitles by")
+
+
+@dataclass(frozen=True, slots=True)
+class WhisperConfig:
+    language: str = "zh"
+    base_prompt: str = "以下是普通话的句子。"  # a Simplified-Chinese context steers away from Traditional
+    beam_size: int = 1
+    window_pad_s: float = 1.0  # silence appended to the utterance inside the encoder window
+    min_window_s: float = 3.0
+    cpu_threads: int = 2
+    num_workers: int = 1  # concurrent decodes (each with cpu_threads)
+    compute_type: str = "int8"
+    no_speech_threshold: float = 0.6
+    logprob_threshold: float = -1.0  # with no_speech_threshold: Whisper's own "this was silence" rule
+    min_logprob: float = -1.6  # below this the text is noise whatever no_speech_prob says
+    compression_ratio_threshold: float = 2.4
+    max_chars_per_s: float = 9.0
+    max_tokens_per_s: float = 8.0  # decode budget; Mandarin is ~4-6 characters a second
+
+
+@dataclass(frozen=True, slots=True)
+class Decoded:
+    """Raw outcome of one decode, before the guards (kept for the benchmark and tests)."""
+
+    text: str
+    avg_logprob: float
+    no_speech_prob: float
+    kept: bool
+    reason: str = ""
+
+
+def collapse_loops(text: str) -> str:
+    """Whisper's decoding loop ("现在什么价格?现在什么价格?现在什么价…") → one copy.
+
+    A unit of 2-12 characters said three or more times in a row is one copy (a customer's
+    "好的好的好的" reads the same to the NLU as "好的"); a cut-off copy at the end goes too."""
+    plain = re.sub(r"[\s\W_]+", "", text)
+    for m in re.finditer(r"(.{2,12}?)\1+", plain):
+        unit, rest = m.group(1), plain[m.end() :]
+        copies = (m.end() - m.start()) // len(unit)
+        tail = next((k for k in range(len(unit) - 1, 0, -1) if rest.startswith(unit[:k])), 0)
+        if copies >= 3 or (copies == 2 and tail >= 2):
+            rest = rest[tail:] if tail else rest
+            return plain[: m.start()] + unit + collapse_loops(rest)
+    return text
+
+
+class WhisperRecognizer:
+    """Batch + streaming recognizer on a local CTranslate2 Whisper model (16 kHz input)."""
+
+    sample_rate = SAMPLE_RATE
+
+    def __init__(self, model_dir: Path, config: WhisperConfig | None = None) -> None:
+        import ctranslate2
+        from faster_whisper import WhisperModel
+        from faster_whisper.tokenizer import Tokenizer
+
+        self.config = cfg = config or WhisperConfig()
+        self.model_dir = model_dir
+        try:
+            self._model = WhisperModel(str(model_dir), device="cpu", compute_type=cfg.compute_type,
+                                       cpu_threads=cfg.cpu_threads, num_workers=cfg.num_workers,
+                                       local_files_only=True)
+        except (RuntimeError, ValueError, OSError) as exc:
+            raise ModelError(f"cannot load the Whisper model in {model_dir}: {exc}") from exc
+        self._storage = ctranslate2.StorageView.from_array
+        self._tok = Tokenizer(self._model.hf_tokenizer, True, task="transcribe", language=cfg.language)
+        self._suppress = sorted({*self._tok.non_speech_tokens, self._tok.transcribe, self._tok.translate,
+                                 self._tok.sot, self._tok.sot_prev, self._tok.sot_lm, self._tok.no_speech})
+        self._prompt_cache: dict[tuple[str, ...], tuple[list[int], str]] = {}
+        self._lock = threading.Lock()
+
+    # -- protocol -----------------------------------------------------------------------------
+
+    def transcribe(self, pcm: bytes, hints: AsrHints | None = None) -> Transcript:
+        samples = np.frombuffer(pcm, dtype="<i2").astype(np.float32) / 32768.0
+        return self.to_transcript(self.decode(samples, hints), len(samples) / SAMPLE_RATE)
+
+    def stream(self, hints: AsrHints | None = None) -> WhisperStream:
+        return WhisperStream(self, hints)
+
+    # -- internals ----------------------------------------------------------------------------
+
+    def _prompt(self, hints: AsrHints | None) -> tuple[list[int], str]:
+        phrases = tuple(hints.phrases) if hints else ()
+        with self._lock:
+            cached = self._prompt_cache.get(phrases)
+        if cached is None:
+            text = self.config.base_prompt + ("、".join(phrases) + "。" if phrases else "")
+            ids = self._tok.encode(" " + text.strip())[-223:]
+            cached = ([self._tok.sot_prev, *ids, *self._tok.sot_sequence, self._tok.no_timestamps], text)
+            with self._lock:
+                self._prompt_cache[phrases] = cached
+        return cached
+
+    def decode(self, samples: np.ndarray, hints: AsrHints | None = None) -> Decoded:
+        """Recognize one utterance (float32 at 16 kHz, at most 30 s)."""
+        cfg = self.config
+        speech_s = len(samples) / SAMPLE_RATE
+        window_s = min(30.0, max(cfg.min_window_s, math.ceil(speech_s + cfg.window_pad_s)))
+        n = int(window_s * SAMPLE_RATE)
+        audio = np.zeros(n, dtype=np.float32)
+        audio[: min(n, len(samples))] = samples[:n]
+        feats = self._model.feature_extractor(audio)[:, : int(window_s * _FRAMES_PER_S)]
+        prompt, prompt_text = self._prompt(hints)
+        encoded = self._model.model.encode(self._storage(np.ascontiguousarray(feats[None])), to_cpu=False)
+        max_new = int(cfg.max_tokens_per_s * speech_s) + 8  # above real speech rates; cuts loops short
+        res = self._model.model.generate(
+            encoded, [prompt], beam_size=cfg.beam_size, max_length=len(prompt) + max_new,
+            return_scores=True, return_no_speech_prob=True, suppress_blank=True,
+            suppress_tokens=self._suppress,
+        )[0]
+        ids = [t for t in res.sequences_ids[0] if t < self._tok.eot]
+        text = self._tok.decode(ids).strip()
+        logprob = float(res.scores[0]) if res.scores else -10.0
+        return self._guard(text, logprob, float(res.no_speech_prob), speech_s, prompt_text, hints)
+
+    def _guard(self, text: str, logprob: float, no_speech: float, speech_s: float, prompt_text: str,
+               hints: AsrHints | None) -> Decoded:
+        cfg = self.config
+
+        def drop(reason: str) -> Decoded:
+            return Decoded(text, logprob, no_speech, False, reason)
+
+        text = collapse_loops(text)
+        norm = normalize_text(text)
+        if not norm:
+            return drop("empty")
+        if no_speech > cfg.no_speech_threshold and logprob < cfg.logprob_threshold:
+            return drop("no_speech")
+        if logprob < cfg.min_logprob:
+            return drop("low_logprob")
+        raw = text.encode("utf-8")
+        if len(raw) > 24 and len(raw) / len(zlib.compress(raw)) > cfg.compression_ratio_threshold:
+            return drop("compression_ratio")
+        if re.search(r"(.)\1{4,}", norm):
+            return drop("repetition")
+        if len(norm) > cfg.max_chars_per_s * speech_s + 4:
+            return drop("too_long")
+        if any(j in text for j in _JUNK):
+            return drop("junk_phrase")
+        prompt_norm = normalize_text(prompt_text)
+        phrases = {normalize_text(p) for p in (hints.phrases if hints else ())}
+        if len(norm) >= 4 and norm in prompt_norm and norm not in phrases:
+            return drop("prompt_echo")
+        return Decoded(text, logprob, no_speech, True)
+
+    @staticmethod
+    def to_transcript(d: Decoded, duration_s: float) -> Transcript:
+        if not d.kept:
+            return Transcript("", 0.0, 0.0, duration_s)
+        conf = max(0.0, min(1.0, math.exp(d.avg_logprob) * (1.0 - 0.5 * d.no_speech_prob)))
+        return Transcript(normalize_text(d.text), round(conf, 4), 0.0, duration_s)
+
+
+class WhisperStream:
+    """Collects one utterance; `prepare` decodes speculatively so `finish` is usually instant."""
+
+    def __init__(self, rec: WhisperRecognizer, hints: AsrHints | None) -> None:
+        self._rec, self._hints = rec, hints
+        self._chunks: list[np.ndarray] = []
+        self._n = 0
+        self._ready: tuple[int, Transcript] | None = None
+
+    def accept(self, pcm: bytes) -> Transcript | None:
+        x = np.frombuffer(pcm, dtype="<i2").astype(np.float32) / 32768.0
+        if len(x):
+            self._chunks.append(x)
+            self._n += len(x)
+        return None  # no partials: every Whisper pass costs a full decode
+
+    def _decode(self) -> Transcript:
+        samples = np.concatenate(self._chunks) if self._chunks else np.zeros(0, np.float32)
+        if len(samples) == 0:
+            return Transcript("", 0.0)
+        return self._rec.to_transcript(self._rec.decode(samples, self._hints), len(samples) / SAMPLE_RATE)
+
+    def prepare(self) -> None:
+        if self._ready is None or self._ready[0] != self._n:
+            self._ready = (self._n, self._decode())
+
+    def finish(self) -> Transcript:
+        if self._ready is not None and self._ready[0] == self._n:
+            return self._ready[1]
+        return self._decode()
