@@ -176,3 +176,17 @@ def test_report_route(client: TestClient) -> None:
     assert r.status_code == 200 and "Campaign report" in r.text and 'id="report-data"' in r.text
     assert client.get("/v1/reports/no_such_track", headers=AUTH).status_code == 404
     assert client.get("/v1/reports/wecom_add_gift", params={"since": "yesterday"}, headers=AUTH).status_code == 422
+
+
+def test_scripts_reload_rebuilds_the_library_and_keeps_the_inbox(client: TestClient, kw_runtime: Runtime) -> None:
+    from dialogue.runtime import load_scripts
+
+    assert signed_post(client, text_message("c_high", "你好", "7100")).status_code == 200
+    before = client.app.state.wecom_service  # type: ignore[attr-defined]
+    kw_runtime.bundle = load_scripts(kw_runtime.settings)  # what POST /admin/tracks/reload does
+    assert client.post("/v1/wecom/suggest", json={"customer_id": "c_high", "message": "你好"}, headers=AUTH).status_code == 200
+    after = client.app.state.wecom_service  # type: ignore[attr-defined]
+    assert after is not before and after.bundle is kw_runtime.bundle
+    assert [m.text for m in after.inbox.messages("c_high")] == ["你好"]
+    assert signed_post(client, text_message("c_high", "你好", "7100"), nonce="n9").status_code == 200
+    assert len(after.inbox.messages("c_high")) == 1  # the redelivery is still recognised
