@@ -114,7 +114,7 @@ conversations = sa.Table(
     sa.Column("tags", JSONType, nullable=False),
     sa.Column("slots", JSONType, nullable=False),
     sa.Column("node_path", JSONType, nullable=False),
-    sa.Column("turns", JSONType, nullable=False),
+    sa.Column("turns", sa.JSON, nullable=False),
     sa.Column("ended_by", sa.String(16), nullable=False, server_default=""),
     sa.Column("written_at", UTCDateTime, nullable=False),
     sa.Index("ix_conversations_track_ended", "track", "ended_at"),

@@ -34,6 +34,8 @@ class Customer:
     last_grade: str | None = None
     last_slots: dict[str, object] = field(default_factory=dict)
     is_test: bool = False
+    joined_at: date | None = None  # acquired by the shop (wecom lifecycle: just joined)
+    last_active_at: datetime | None = None  # last seen active (wecom lifecycle: silent)
 
     def track_variables(self) -> dict[str, str]:
         """Template variables a track may use from the profile (only the ones that are known)."""

@@ -1,8 +1,9 @@
 """The store's write statements, each run inside the caller's transaction.
 
-Exactly-once rests on the database: conversations are inserted with ON CONFLICT DO NOTHING
-RETURNING, and only the ids that came back get tags, a last-outcome update and an opt-out, so a
-replay (outbox flush after an ambiguous commit, a retried HTTP callback) writes nothing new.
+Exactly-once rests on the database: a conversation is inserted with ON CONFLICT DO NOTHING on its
+id, tags are unique per (source id, tag), the do-not-contact entry keeps the first reason and the
+last-outcome update is guarded by time, so a replay (outbox flush after an ambiguous commit, a
+retried HTTP callback) writes nothing new.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from sqlalchemy.engine import Connection
 from store import schema as t
 from store.codec import payload_to_row, tag_source
 from store.db import insert
+from store.pg_batch import follow_ups_pg
 from store.phones import PhoneKeys, protect
 from store.types import CustomerRecord
 
@@ -28,39 +30,13 @@ def is_opt_out(payload: dict[str, Any]) -> bool:
 
 
 def write_results(conn: Connection, payloads: Sequence[dict[str, Any]], now: datetime) -> set[str]:
-    """Write result payloads; returns the conversation ids that were new."""
+    """Write result payloads in the caller's transaction; returns the conversation ids that were new."""
     unique: dict[str, dict[str, Any]] = {}
     for p in payloads:
         unique.setdefault(p["conversation_id"], p)
     if not unique:
         return set()
-    rows = [payload_to_row(p, now) for p in unique.values()]
-    stmt = (insert(conn, t.conversations)
-            .on_conflict_do_nothing(index_elements=["conversation_id"])
-            .returning(t.conversations.c.conversation_id))
-    new_ids = set(conn.execute(stmt, rows).scalars())
-    new_rows = [r for r in rows if r["conversation_id"] in new_ids]
-    if not new_rows:
-        return new_ids
-    ensure_customers(conn, {r["customer_id"] for r in new_rows}, now)
-    tag_rows = [
-        {"customer_id": r["customer_id"], "tag": tag, "source": tag_source(r["channel"]),
-         "source_id": r["conversation_id"], "at": r["ended_at"]}
-        for r in new_rows for tag in r["tags"]
-    ]
-    if tag_rows:
-        conn.execute(insert(conn, t.tags).on_conflict_do_nothing(index_elements=["source_id", "tag"]),
-                     tag_rows)
-    c = t.customers.c
-    upd = (t.customers.update()
-           .where(c.customer_id == sa.bindparam("b_cid"),
-                  sa.or_(c.last_result_at.is_(None),
-                         c.last_result_at <= sa.bindparam("b_at", type_=t.UTCDateTime())))
-           .values(last_outcome=sa.bindparam("b_outcome"), last_grade=sa.bindparam("b_grade"),
-                   last_result_at=sa.bindparam("b_at", type_=t.UTCDateTime()),
-                   last_slots=sa.bindparam("b_slots", type_=t.JSONType)))
-    conn.execute(upd, [{"b_cid": r["customer_id"], "b_at": r["ended_at"], "b_outcome": r["outcome"],
-                        "b_grade": r["grade"], "b_slots": r["slots"]} for r in new_rows])
+    new_ids, new_rows = _write_results_rows(conn, unique, now)
     opt_outs = [
         {"customer_id": r["customer_id"], "reason": "opt_out",
          "source": f"{r['channel']}:{r['conversation_id']}"[:64], "at": r["ended_at"]}
@@ -71,13 +47,64 @@ def write_results(conn: Connection, payloads: Sequence[dict[str, Any]], now: dat
     return new_ids
 
 
+def _write_results_rows(conn: Connection, unique: dict[str, dict[str, Any]],
+                        now: datetime) -> tuple[set[str], list[dict[str, Any]]]:
+    """The conversation insert is ON CONFLICT DO NOTHING and every
+    follow-up write is idempotent (unique (source_id, tag) tags, first-wins do-not-contact,
+    last-outcome update guarded by time), so two writers racing on one id still leave one copy of
+    everything; the pre-select keeps replays cheap and decides the "new" answer."""
+    cid = t.conversations.c.conversation_id
+    existing: set[str] = set()
+    ids = list(unique)
+    for i in range(0, len(ids), 1000):
+        existing.update(conn.execute(sa.select(cid).where(cid.in_(ids[i:i + 1000]))).scalars())
+    new_rows = [payload_to_row(p, now) for k, p in unique.items() if k not in existing]
+    if not new_rows:
+        return set(), []
+    conn.execute(insert(conn, t.conversations).on_conflict_do_nothing(index_elements=["conversation_id"]),
+                 new_rows)
+    if conn.dialect.name == "postgresql":
+        follow_ups_pg(conn, new_rows, now)
+        return {r["conversation_id"] for r in new_rows}, new_rows
+    ensure_customers(conn, {r["customer_id"] for r in new_rows}, now)
+    tag_rows = [
+        {"customer_id": r["customer_id"], "tag": tag, "source": tag_source(r["channel"]),
+         "source_id": r["conversation_id"], "at": r["ended_at"]}
+        for r in new_rows for tag in r["tags"]
+    ]
+    if tag_rows:
+        conn.execute(insert(conn, t.tags).on_conflict_do_nothing(index_elements=["source_id", "tag"]),
+                     tag_rows)
+    latest: dict[str, dict[str, Any]] = {}  # one last-outcome update per customer and batch
+    for r in new_rows:
+        cur = latest.get(r["customer_id"])
+        if cur is None or cur["ended_at"] <= r["ended_at"]:
+            latest[r["customer_id"]] = r
+    c = t.customers.c
+    upd = (t.customers.update()
+           .where(c.customer_id == sa.bindparam("b_cid"),
+                  sa.or_(c.last_result_at.is_(None),
+                         c.last_result_at <= sa.bindparam("b_at", type_=t.UTCDateTime())))
+           .values(last_outcome=sa.bindparam("b_outcome"), last_grade=sa.bindparam("b_grade"),
+                   last_result_at=sa.bindparam("b_at", type_=t.UTCDateTime()),
+                   last_slots=sa.bindparam("b_slots", type_=t.JSONType)))
+    conn.execute(upd, [{"b_cid": r["customer_id"], "b_at": r["ended_at"], "b_outcome": r["outcome"],
+                        "b_grade": r["grade"], "b_slots": r["slots"]} for r in latest.values()])
+    return {r["conversation_id"] for r in new_rows}, new_rows
+
+
 def ensure_customers(conn: Connection, customer_ids: set[str], now: datetime) -> None:
     """Unknown customers become test customers (the engine may talk to ids not imported yet)."""
-    conn.execute(
-        insert(conn, t.customers).on_conflict_do_nothing(index_elements=["customer_id"]),
-        [{"customer_id": cid, "is_test": True, "created_at": now, "updated_at": now}
-         for cid in sorted(customer_ids)],
-    )
+    c = t.customers.c
+    ids = sorted(customer_ids)
+    known: set[str] = set()
+    for i in range(0, len(ids), 1000):
+        known.update(conn.execute(sa.select(c.customer_id).where(c.customer_id.in_(ids[i:i + 1000]))).scalars())
+    missing = [cid for cid in ids if cid not in known]
+    if missing:  # ON CONFLICT: a concurrent writer may create the same customer meanwhile
+        conn.execute(insert(conn, t.customers).on_conflict_do_nothing(index_elements=["customer_id"]),
+                     [{"customer_id": cid, "is_test": True, "created_at": now, "updated_at": now}
+                      for cid in missing])
 
 
 def write_dnc(conn: Connection, rows: list[dict[str, Any]]) -> None:

@@ -48,7 +48,7 @@ def upgrade() -> None:
     sa.Column('tags', JSON, nullable=False),
     sa.Column('slots', JSON, nullable=False),
     sa.Column('node_path', JSON, nullable=False),
-    sa.Column('turns', JSON, nullable=False),
+    sa.Column('turns', sa.JSON(), nullable=False),
     sa.Column('ended_by', sa.String(length=16), server_default='', nullable=False),
     sa.Column('written_at', sa.DateTime(), nullable=False),
     sa.PrimaryKeyConstraint('conversation_id')
