@@ -22,17 +22,17 @@ from zoneinfo import ZoneInfo
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import sqlalchemy as sa  # noqa: E402
+import sqlalchemy as sa
 
-from bench._machine import machine, pct  # noqa: E402
-from dialogue.types import ConversationResult, TurnRecord, Utterance  # noqa: E402
-from dialogue.vocab import grade_for  # noqa: E402
-from huashu.settings import Settings  # noqa: E402
-from store import open_store  # noqa: E402
-from store.demo import generate_customers, generate_history  # noqa: E402
-from store.segment_sql import evaluate  # noqa: E402
-from store.segments import load_segments  # noqa: E402
-from store.sql import SqlStore  # noqa: E402
+from bench._machine import machine, pct
+from dialogue.types import ConversationResult, TurnRecord, Utterance
+from dialogue.vocab import grade_for
+from huashu.settings import Settings
+from store import open_store
+from store.demo import generate_customers, generate_history
+from store.segment_sql import evaluate
+from store.segments import load_segments
+from store.sql import SqlStore
 
 ROOT = Path(__file__).resolve().parent.parent
 TZ = ZoneInfo("Asia/Shanghai")
