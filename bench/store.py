@@ -33,6 +33,7 @@ from store.demo import generate_customers, generate_history
 from store.segment_sql import evaluate
 from store.segments import load_segments
 from store.sql import SqlStore
+from store.types import CustomerRecord
 
 ROOT = Path(__file__).resolve().parent.parent
 TZ = ZoneInfo("Asia/Shanghai")
@@ -94,6 +95,8 @@ def results(n: int, offset: int) -> list[ConversationResult]:
 
 
 def bench_writes(st: SqlStore, total: int, batch: int, singles: int) -> dict[str, float]:
+    # The engine writes results for imported customers: import them first (not timed).
+    st.upsert_customers([CustomerRecord(f"cust-{i}", f"139{i:08d}") for i in range(5000)])
     per_batch: list[float] = []  # seconds per batch
     written = 0
     t_all = time.perf_counter()
@@ -102,7 +105,7 @@ def bench_writes(st: SqlStore, total: int, batch: int, singles: int) -> dict[str
         t0 = time.perf_counter()
         written += st.write_results(chunk)
         per_batch.append(time.perf_counter() - t0)
-    wall = time.perf_counter() - t_all - 0.0
+    wall = time.perf_counter() - t_all
     assert written == total, (written, total)
     rates = [batch / s for s in per_batch]
     single_times = []
