@@ -19,8 +19,19 @@ $(STAMP): pyproject.toml | $(BIN)/python
 
 install: $(STAMP)
 
+# The main job: demo customers into the embedded SQLite store, then the gateway server on
+# 127.0.0.1:8000 (in-process sessions). The demo opens the calling window all day so that the
+# printed call works at any hour; set HUASHU_CALLING_WINDOW to enforce your own.
 run: $(STAMP)
-	$(BIN)/huashu demo
+	$(BIN)/huashu customers demo
+	@echo ""
+	@echo "huashu serve → http://127.0.0.1:8000  (SQLite store, in-process sessions; Ctrl-C stops)"
+	@echo "  OpenAPI docs : http://127.0.0.1:8000/docs   (schema: http://127.0.0.1:8000/openapi.json)"
+	@echo "  Metrics      : http://127.0.0.1:8000/metrics"
+	@echo "  Place a call : $(BIN)/huashu gateway-sim --url http://127.0.0.1:8000 --track wecom_add_gift"
+	@echo "  (first start trains the NLU model once: a progress bar, then 'Uvicorn running')"
+	@echo ""
+	HUASHU_CALLING_WINDOW=$${HUASHU_CALLING_WINDOW:-00:00-24:00} $(BIN)/huashu serve --host 127.0.0.1 --port 8000
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

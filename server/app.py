@@ -81,7 +81,8 @@ class ServerContext:
 
 
 def ctx(request: Request) -> ServerContext:
-    return request.app.state.huashu  # type: ignore[no-any-return]
+    context: ServerContext = request.app.state.huashu
+    return context
 
 
 def default_clock(settings: Settings) -> Callable[[], datetime]:
@@ -101,7 +102,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="huashu-turn")
         loop = asyncio.get_running_loop()
-        rt = runtime or await loop.run_in_executor(
+        rt: Runtime = runtime if runtime is not None else await loop.run_in_executor(
             executor, lambda: build_runtime(settings, classifier=classifier))
         sessions = open_sessions(settings)
         calls = CallService(lambda: rt.engine, sessions, metrics, clock=clock or default_clock(settings),
@@ -145,7 +146,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     return app
 
 
-def handled_exceptions() -> tuple[type[BaseException], ...]:
+def handled_exceptions() -> tuple[type[Exception], ...]:
     """Every exception type server.errors maps (Exception last: a bug, answered 500)."""
     from pydantic import ValidationError
 
@@ -228,7 +229,8 @@ def _register_basic_routes(app: FastAPI) -> None:
         try:
             tracks = await c.reload_tracks()
         except ScriptError as exc:
-            raise Unprocessable("scripts are invalid, nothing reloaded: " + "; ".join(exc.problems[:5])) from None
+            problems = "; ".join(str(p) for p in exc.problems[:5])
+            raise Unprocessable(f"scripts are invalid, nothing reloaded: {problems}") from None
         c.generation = await c.sessions.bump_generation()
         log.info("tracks reloaded: %s (generation %d)", ", ".join(tracks), c.generation)
         return json_response({"tracks": tracks, "generation": c.generation})

@@ -10,6 +10,7 @@ version, write record + responses + TTLs, all or nothing.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import secrets
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -85,7 +86,9 @@ class RedisSessions:
 
     async def response(self, call_id: str, key: str) -> bytes | None:
         raw = await self._do("response", lambda: self.r.hget(self._k("resp", call_id), key))
-        return None if raw is None else bytes(raw)
+        if raw is None:
+            return None
+        return raw.encode() if isinstance(raw, str) else bytes(raw)
 
     async def commit(self, call_id: str, record: CallRecord | None, responses: Mapping[str, bytes],
                      expect_version: int) -> bool:
@@ -135,10 +138,8 @@ class RedisSessions:
         await self._do("ping", lambda: self.r.ping())
 
     async def close(self) -> None:
-        try:
+        with contextlib.suppress(RedisError):
             await self.r.aclose()
-        except RedisError:
-            pass
 
     async def delete_prefix(self) -> int:
         """Remove every key under this prefix (tests clean up with it)."""

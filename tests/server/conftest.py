@@ -115,11 +115,13 @@ def client_for(settings: Settings, *, classifier: Any = None, clock: Callable[[]
     with TestClient(app, raise_server_exceptions=False) as client:
         yield client
     if runtime is None and rt.store is not None:
-        rt.store.close()
+        close = getattr(rt.store, "close", None)
+        if close is not None:
+            close()
 
 
 def context(client: TestClient) -> ServerContext:
-    return client.app.state.huashu  # type: ignore[attr-defined,no-any-return]
+    return client.app.state.huashu  # type: ignore[attr-defined]
 
 
 def record(client: TestClient, call_id: str) -> Any:

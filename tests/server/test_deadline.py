@@ -13,7 +13,7 @@ from tests.server.conftest import NOW, TRACK, SlowClassifier, client_for, contex
 START = {"call_id": "c-1", "customer_id": "cust-1", "track": TRACK}
 
 
-def _reference(make_settings: Callable[..., Settings], lines: list[str]) -> list[dict]:  # type: ignore[type-arg]
+def _reference(make_settings: Callable[..., Settings], lines: list[str]) -> list[dict]:
     """What the same call answers when nothing is slow."""
     base = make_settings()
     with client_for(make_settings(data_dir=base.data_dir.parent / "ref", redis_prefix=base.redis_prefix + "ref:")) \
@@ -23,7 +23,7 @@ def _reference(make_settings: Callable[..., Settings], lines: list[str]) -> list
                 for i, t in enumerate(lines, 1)]
 
 
-def _wait_unlocked(client, call_id: str) -> None:  # type: ignore[no-untyped-def]
+def _wait_unlocked(client, call_id: str) -> None:
     calls = context(client).calls
     for _ in range(200):
         if not calls.background:

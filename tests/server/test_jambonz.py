@@ -42,7 +42,7 @@ def verb_validator() -> Callable[[list[list[dict[str, Any]]]], list[dict[str, An
     return validate
 
 
-def _post(client, path: str, payload: dict[str, Any]):  # type: ignore[no-untyped-def]
+def _post(client, path: str, payload: dict[str, Any]):
     body = json.dumps(payload).encode()
     return client.post(path, content=body, headers={"Content-Type": "application/json",
                                                     "Jambonz-Signature": sign(SECRET, body)})
@@ -60,7 +60,7 @@ def _speech(sid: str, text: str) -> dict[str, Any]:
             "speech": {"is_final": True, "alternatives": [{"transcript": text, "confidence": 0.9}]}}
 
 
-def test_a_jambonz_call_speaks_valid_verbs(make_settings: Callable[..., Settings], verb_validator) -> None:  # type: ignore[no-untyped-def]
+def test_a_jambonz_call_speaks_valid_verbs(make_settings: Callable[..., Settings], verb_validator) -> None:
     documents: list[list[dict[str, Any]]] = []
     with client_for(make_settings(jambonz_secret=SECRET)) as client:
         webhook = {"call_sid": "jb-1", "direction": "outbound", "from": "4008208820", "to": "13812345678",

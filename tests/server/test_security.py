@@ -45,7 +45,7 @@ def test_bad_signatures_are_401_with_no_effect(settings: Settings, case: str) ->
         _check_refused(client, case)
 
 
-def _check_refused(client, case: str) -> None:  # type: ignore[no-untyped-def]
+def _check_refused(client, case: str) -> None:
     now = int(time.time())
     headers = {
         "missing": {"Content-Type": "application/json"},

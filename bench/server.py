@@ -1,0 +1,175 @@
+"""Gateway server under load: callback latency (p50/p99) and events/s at 100, 500 and 1,000
+concurrent simulated calls, each sending a text speech event every ~5 s, against `huashu serve`
+with 1 worker (in-process sessions, and Redis) and 2 workers (Redis). Loopback only; the load
+generator is `huashu gateway-sim`'s engine (server/gateway_sim.py) in this process, on the same
+machine as the server (so it takes CPU from it).
+
+Run: .venv/bin/python bench/server.py [--levels 100,500,1000] [--duration 40] [--configs mem1,redis1,redis2]
+     [--no-append]
+Appends the table to bench/RESULTS.md under "## Server" (replacing an earlier "## Server" section).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench._machine import machine  # noqa: E402
+from huashu.settings import Settings  # noqa: E402
+from server.gateway_sim import SimConfig, Turn, percentile, run_load  # noqa: E402
+
+HUASHU = str(Path(sys.executable).parent / "huashu")
+SECRET = "bench-secret"
+REDIS = os.environ.get("HUASHU_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
+# Customer turns that keep a wecom_add_gift call going for a while (the bot ends it after its turn cap)
+SCRIPT = ["喂，你好", "你们是哪家", "这个是什么活动", "要钱吗", "你是机器人吗", "嗯，你说", "什么礼品", "再说一遍",
+          "我考虑一下", "好的", "怎么加", "加了"]
+CONFIGS = {"mem1": ("1 worker, in-process sessions", 1, False), "redis1": ("1 worker, Redis", 1, True),
+           "redis2": ("2 workers, Redis", 2, True)}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_server(workers: int, redis: bool, data: Path, prefix: str, log: Path) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HUASHU_")}
+    env.update(HUASHU_DATA_DIR=str(data), HUASHU_CACHE_DIR=str(data / "cache"),
+               HUASHU_NLU_MODEL_DIR=str(Settings().effective_nlu_model_dir), HUASHU_GATEWAY_SECRET=SECRET,
+               HUASHU_CALLING_WINDOW="00:00-24:00", HUASHU_MAX_CALLS_PER_DAY="1000000",
+               HUASHU_MAX_CALLS_PER_WEEK="1000000")
+    if redis:
+        env.update(HUASHU_REDIS_URL=REDIS, HUASHU_REDIS_PREFIX=prefix)
+    proc = subprocess.Popen([HUASHU, "serve", "--port", str(port), "--workers", str(workers), "--log-level", "warning"],
+                            env=env, cwd=ROOT, stdout=log.open("ab"), stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"huashu serve exited: {log.read_text()[-2000:]}")
+        try:
+            if httpx.get(url + "/healthz", timeout=1).status_code == 200:
+                return proc, url
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    raise SystemExit("huashu serve did not become healthy")
+
+
+def stop_server(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(5)
+
+
+def clear_redis(prefix: str) -> None:
+    import redis
+
+    r = redis.Redis.from_url(REDIS)
+    keys = list(r.scan_iter(match=prefix + "*", count=1000))
+    for i in range(0, len(keys), 1000):
+        r.delete(*keys[i:i + 1000])
+
+
+def measure(url: str, level: int, duration: float, interval: float) -> dict[str, Any]:
+    cfg = SimConfig(url=url, track="wecom_add_gift", secret=SECRET, interval_s=interval, timeout_s=60)
+    turns = [Turn.parse(s) for s in SCRIPT]
+    result = asyncio.run(run_load(cfg, turns, concurrency=level, duration_s=duration, ramp_s=interval))
+    # steady state: leave out the ramp (the first `interval` seconds of starts)
+    samples = result.samples
+    events = [s.seconds * 1000 for s in samples if s.kind != "start"]
+    speech = [s.seconds * 1000 for s in samples if s.kind == "speech"]
+    starts = [s.seconds * 1000 for s in samples if s.kind == "start"]
+    errors = sum(1 for s in samples if s.status != 200) + sum(1 for c in result.calls if c.error)
+    return {"level": level, "callbacks": len(samples), "per_s": len(samples) / result.wall_s,
+            "speech_p50": percentile(speech, 50), "speech_p99": percentile(speech, 99),
+            "event_p50": percentile(events, 50), "event_p99": percentile(events, 99),
+            "start_p50": percentile(starts, 50), "start_p99": percentile(starts, 99), "errors": errors,
+            "calls": len(result.calls), "wall_s": result.wall_s}
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    head = ("| server | concurrent calls | callbacks | callbacks/s | speech p50 ms | speech p99 ms | "
+            "all events p99 ms | start p50 ms | start p99 ms | errors |")
+    lines = [head, "|" + "---|" * 10]
+    for r in rows:
+        lines.append(f"| {r['config']} | {r['level']} | {r['callbacks']} | {r['per_s']:.0f} | {r['speech_p50']:.1f} | "
+                     f"{r['speech_p99']:.1f} | {r['event_p99']:.1f} | {r['start_p50']:.1f} | {r['start_p99']:.1f} | "
+                     f"{r['errors']} |")
+    return "\n".join(lines)
+
+
+def append_results(text: str) -> None:
+    path = ROOT / "bench" / "RESULTS.md"
+    old = path.read_text(encoding="utf-8") if path.exists() else "# Benchmark results\n"
+    start = old.find("\n## Server\n")
+    if start >= 0:
+        nxt = old.find("\n## ", start + 1)
+        old = old[:start] + (old[nxt:] if nxt >= 0 else "\n")
+    path.write_text(old.rstrip("\n") + "\n\n" + text.rstrip("\n") + "\n", encoding="utf-8")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--levels", default="100,500,1000")
+    ap.add_argument("--duration", type=float, default=40.0, help="seconds of load per level")
+    ap.add_argument("--interval", type=float, default=5.0, help="seconds between a call's speech events")
+    ap.add_argument("--configs", default="mem1,redis1,redis2")
+    ap.add_argument("--no-append", action="store_true")
+    args = ap.parse_args()
+    levels = [int(x) for x in args.levels.split(",")]
+    rows: list[dict[str, Any]] = []
+    for key in args.configs.split(","):
+        name, workers, redis = CONFIGS[key]
+        data = Path(tempfile.mkdtemp(prefix="huashu-bench-"))
+        prefix = f"huashu-bench:{uuid.uuid4().hex[:8]}:"
+        proc, url = start_server(workers, redis, data, prefix, data / "server.log")
+        try:
+            for level in levels:
+                row = measure(url, level, args.duration, args.interval)
+                row["config"] = name
+                rows.append(row)
+                print(json.dumps(row), flush=True)
+        finally:
+            stop_server(proc)
+            if redis:
+                clear_redis(prefix)
+            shutil.rmtree(data, ignore_errors=True)
+    cmd = "python bench/server.py " + " ".join(sys.argv[1:])
+    text = (f"## Server\n\nCallback latency seen by the gateway simulator (client side, loopback, signed HTTP, "
+            f"real NLU, text speech events every ~{args.interval:g} s per call, {args.duration:g} s per level; the "
+            f"load generator shares the machine). `start` = POST /v1/calls (compliance gate + store writes).\n\n"
+            f"{table(rows)}\n\nmachine: {machine()}  \ncommand: `{cmd.strip()}`  \n"
+            f"date: {dt.datetime.now().isoformat(timespec='minutes')}\n")
+    print(text)
+    if not args.no_append:
+        append_results(text)
+
+
+if __name__ == "__main__":
+    main()
