@@ -18,7 +18,7 @@ from sqlalchemy.engine import Connection
 from store import schema as t
 from store.codec import payload_to_row, tag_source
 from store.db import insert
-from store.pg_batch import follow_ups_pg
+from store.pg_batch import follow_ups_pg, insert_conversations_pg
 from store.phones import PhoneKeys, protect
 from store.types import CustomerRecord
 
@@ -53,6 +53,13 @@ def _write_results_rows(conn: Connection, unique: dict[str, dict[str, Any]],
     follow-up write is idempotent (unique (source_id, tag) tags, first-wins do-not-contact,
     last-outcome update guarded by time), so two writers racing on one id still leave one copy of
     everything; the pre-select keeps replays cheap and decides the "new" answer."""
+    if conn.dialect.name == "postgresql":
+        rows = [payload_to_row(p, now) for p in unique.values()]
+        new_ids = insert_conversations_pg(conn, rows)
+        new_rows = [r for r in rows if r["conversation_id"] in new_ids]
+        if new_rows:
+            follow_ups_pg(conn, new_rows, now)
+        return new_ids, new_rows
     cid = t.conversations.c.conversation_id
     existing: set[str] = set()
     ids = list(unique)
@@ -63,9 +70,6 @@ def _write_results_rows(conn: Connection, unique: dict[str, dict[str, Any]],
         return set(), []
     conn.execute(insert(conn, t.conversations).on_conflict_do_nothing(index_elements=["conversation_id"]),
                  new_rows)
-    if conn.dialect.name == "postgresql":
-        follow_ups_pg(conn, new_rows, now)
-        return {r["conversation_id"] for r in new_rows}, new_rows
     ensure_customers(conn, {r["customer_id"] for r in new_rows}, now)
     tag_rows = [
         {"customer_id": r["customer_id"], "tag": tag, "source": tag_source(r["channel"]),

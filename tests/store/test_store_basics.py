@@ -190,3 +190,19 @@ def test_refusals_are_logged_masked(store: SqlStore, caplog: pytest.LogCaptureFi
     text = caplog.text
     assert "reason=do_not_contact" in text and "138****5678" in text
     assert RAW not in text
+
+
+def test_a_failed_batch_leaves_the_next_one_working(store: SqlStore) -> None:
+    good = [result(f"ok{i}", "c1") for i in range(3)]
+    with pytest.raises(sa.exc.DBAPIError), store.engine.begin() as conn:  # the batch's transaction fails
+        from store import writer
+
+        writer.write_results(conn, [store_payload(store, r) for r in good], NOW)
+        conn.execute(sa.text("SELECT * FROM no_such_table"))
+    assert store.write_results(good) == 3 and store.write_results(good) == 0
+
+
+def store_payload(store: SqlStore, r: object) -> dict[str, object]:
+    from store.codec import result_to_payload
+
+    return result_to_payload(r, store.tz)  # type: ignore[arg-type]
