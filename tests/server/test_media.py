@@ -77,3 +77,47 @@ def test_audio_upload_is_a_speech_event(make_settings: Callable[..., Settings], 
         assert client.post("/v1/calls/c/audio?seq=3", content=b"").status_code == 422
         assert "huashu_asr_seconds_count" in client.get("/metrics").text
         assert context(client).extras.get("asr") is not None
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["memory"])
+def test_streaming_socket_recognises_and_replies(make_settings: Callable[..., Settings], backend: str) -> None:
+    """8 kHz PCM frames in → speech_start/final from the real ASR → a reply; control frames too."""
+    from asr.audio import decode
+
+    pcm = decode((AUDIO / "tel" / "zh01.wav").read_bytes(), target_rate=8000).pcm
+    frames = [pcm[i:i + 320] for i in range(0, len(pcm), 320)] + [b"\0" * 320] * 75  # + 1.5 s of silence
+    with client_for(make_settings(callback_budget_ms=60_000)) as client:
+        client.post("/v1/calls", json={"call_id": "c", "customer_id": "u", "track": TRACK})
+        with client.websocket_connect("/v1/calls/c/stream?encoding=pcm16&rate=8000") as ws:
+            for frame in frames:
+                ws.send_bytes(frame)
+            seen = []
+            while not seen or seen[-1]["type"] != "reply":
+                seen.append(ws.receive_json())
+            kinds = [m["type"] for m in seen]
+            assert kinds[0] == "speech_start" and "final" in kinds
+            final = next(m for m in seen if m["type"] == "final")
+            assert final["text"]
+            assert seen[-1]["seq"] == 1 and seen[-1]["actions"]
+            ws.send_text('{"type": "nonsense"}')
+            assert ws.receive_json()["type"] == "error"
+            ws.send_text('{"type": "hangup"}')
+            last = ws.receive_json()
+            assert last["type"] == "reply" and last["seq"] == 2 and last["ended"] is True
+        assert record(client, "c").state["turns"][1]["user"] == final["text"]
+        with client.websocket_connect("/v1/calls/c/stream") as ws:  # ended call: told to hang up
+            assert ws.receive_json()["actions"] == [{"type": "hangup"}]
+
+
+@pytest.mark.parametrize("backend", ["memory"])
+def test_streaming_socket_is_signed(make_settings: Callable[..., Settings], backend: str) -> None:
+    from starlette.websockets import WebSocketDisconnect
+
+    from server.security import sign
+
+    with client_for(make_settings(gateway_secret="s")) as client:
+        with pytest.raises(WebSocketDisconnect), client.websocket_connect("/v1/calls/c/stream") as ws:
+            ws.receive_json()
+        with client.websocket_connect("/v1/calls/c/stream", headers={"X-Huashu-Signature": sign("s", b"")}) as ws:
+            assert ws.receive_json()["actions"] == [{"type": "hangup"}]  # unknown call, but let in
