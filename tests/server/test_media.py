@@ -5,6 +5,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -92,7 +93,7 @@ def test_streaming_socket_recognises_and_replies(make_settings: Callable[..., Se
         with client.websocket_connect("/v1/calls/c/stream?encoding=pcm16&rate=8000") as ws:
             for frame in frames:
                 ws.send_bytes(frame)
-            seen = []
+            seen: list[dict[str, Any]] = []
             while not seen or seen[-1]["type"] != "reply":
                 seen.append(ws.receive_json())
             kinds = [m["type"] for m in seen]
