@@ -17,7 +17,11 @@ from server.errors import ApiError, PayloadTooLarge, error_response
 from server.metrics import Metrics
 
 SIGNED_PREFIXES = ("/v1/calls", "/v1/customers")
-AGENT_PREFIXES = ("/v1/wecom", "/wecom")
+AGENT_PREFIXES = ("/v1/wecom", "/v1/reports")
+# WeCom's own callback is signed by WeCom (msg_signature, checked by wecom.api); the sidebar page
+# and its static files are a shell that gets the key from the URL fragment and calls the
+# key-protected APIs with it.
+AGENT_OPEN = ("/v1/wecom/callback", "/v1/wecom/sidebar", "/v1/wecom/static/")
 # WeCom's own callback (msg_signature, checked by wecom.callback) and the sidebar's static shell
 # (no data in it; everything it shows comes through the key-protected APIs) take no agent key.
 AGENT_OPEN_PREFIXES = ("/v1/wecom/callback", "/v1/wecom/sidebar", "/v1/wecom/static/")

@@ -110,3 +110,10 @@ def test_phone_numbers_are_masked_in_log_lines(make_settings: Callable[..., Sett
     record = logging.LogRecord("x", logging.INFO, __file__, 1, "phone %s", ("13812345678",), None)
     MaskPhones().filter(record)
     assert record.getMessage() == "phone 138****5678"
+
+
+def test_wecom_callback_and_sidebar_shell_need_no_agent_key(make_settings: Callable[..., Settings]) -> None:
+    with client_for(make_settings(agent_keys="a1")) as client:
+        assert client.get("/v1/wecom/sidebar").status_code == 200
+        assert client.get("/v1/wecom/callback").status_code != 401  # WeCom signs it (msg_signature)
+        assert client.get("/v1/reports/wecom_add_gift").status_code == 401
