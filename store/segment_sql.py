@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, tzinfo
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import sqlalchemy as sa
@@ -203,7 +204,11 @@ def evaluate(store: SqlStore, segment: Segment, at: datetime | None = None,
          .select_from(t.customers.outerjoin(t.orders)).where(*conds))
 
     def run(conn: sa.Connection) -> Evaluation:
-        rows = conn.execute(q).all()
+        result = conn.execute(q)
+        try:  # plain DBAPI tuples: no column needs a result processor, and 100k Row objects cost 0.3 s
+            rows = result.cursor.fetchall()
+        finally:
+            result.close()
         return _dedupe(segment.name, at, rows)
 
     return store._tx(run)
@@ -211,18 +216,23 @@ def evaluate(store: SqlStore, segment: Segment, at: datetime | None = None,
 
 def _dedupe(name: str, at: datetime, rows: Sequence[Any]) -> Evaluation:
     """One target per phone: the highest spender (then the smallest id) among contactable customers.
-    Done here rather than with a SQL window function: a hash pass beats SQLite's sort by 10x."""
+    Done here rather than with a SQL window function: a hash pass beats SQLite's sort by 10x.
+    Row layout: the nine Target fields, then phone_hash, spent, blocked."""
     best: dict[str, Any] = {}
     n_blocked = 0
     for r in rows:
-        if r.blocked:
+        if r[11]:
             n_blocked += 1
             continue
-        cur = best.get(r.phone_hash)
-        if cur is None or (-r.spent, r.customer_id) < (-cur.spent, cur.customer_id):
-            best[r.phone_hash] = r
-    targets = sorted((Target(r[0], r[1], r[2], r[3], r[4], bool(r[5]), bool(r[6]), r[7], r[8])
-                      for r in best.values()), key=lambda x: x.customer_id)
+        cur = best.get(r[9])
+        if cur is None or r[10] > cur[10] or (r[10] == cur[10] and r[0] < cur[0]):
+            best[r[9]] = r
+    winners = sorted(best.values(), key=itemgetter(0))
+    make = Target._make
+    if winners and type(winners[0][5]) is bool:
+        targets = [make(r[:9]) for r in winners]
+    else:  # SQLite hands booleans back as 0/1 through coalesce()
+        targets = [make((*r[:5], bool(r[5]), bool(r[6]), r[7], r[8])) for r in winners]
     return Evaluation(name, at, targets, len(rows), n_blocked, len(rows) - n_blocked - len(targets))
 
 
