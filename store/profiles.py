@@ -35,6 +35,9 @@ def profile_dict(customer: Customer, last_result_at: datetime | None, dnc_reason
         "price_sensitivity": customer.price_sensitivity,
         "channel": customer.channel,
         "is_test": customer.is_test,
+        "joined_at": None if customer.joined_at is None else customer.joined_at.isoformat(),
+        "last_active_at": None if customer.last_active_at is None
+        else customer.last_active_at.astimezone(tz).isoformat(),
         "tags": sorted(customer.tags),
         "last_outcome": customer.last_outcome,
         "last_grade": customer.last_grade,

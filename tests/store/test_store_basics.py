@@ -82,7 +82,8 @@ def test_upsert_stores_profile_and_order_summary(store: SqlStore) -> None:
     store.upsert_customers([customer("c1", RAW, name="张三", persona_group="孕妇", price_sensitivity="high",
                                      deposit_paid=True, deposit_product="DHA", deposit_amount=50.0,
                                      purchase_count=2, last_purchase_at=date(2026, 5, 1), total_spent=536.0,
-                                     cycle_days=60, birthday=date(1990, 6, 3), tags=("vip",))])
+                                     cycle_days=60, birthday=date(1990, 6, 3), tags=("vip",),
+                                     joined_at=date(2025, 1, 2), last_active_at=NOW - timedelta(days=1))])
     got = store.get_customer("c1")
     assert got is not None
     assert (got.name, got.persona_group, got.price_sensitivity, got.phone_masked) == ("张三", "孕妇", "high",
@@ -91,6 +92,7 @@ def test_upsert_stores_profile_and_order_summary(store: SqlStore) -> None:
     assert (got.last_purchase_at, got.total_spent, got.cycle_days, got.birthday) == (
         date(2026, 5, 1), 536.0, 60, date(1990, 6, 3))
     assert got.tags == {"vip"} and not got.is_test
+    assert (got.joined_at, got.last_active_at) == (date(2025, 1, 2), NOW - timedelta(days=1))
     assert got.track_variables() == {"customer_name": "张三", "product": "DHA", "deposit": "50"}
     store.upsert_customers([customer("c1", RAW, name="张三丰")])  # the import is the source of truth
     again = store.get_customer("c1")
