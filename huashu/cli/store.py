@@ -254,6 +254,7 @@ def campaign_plan(
     = None,
     out_dir: Annotated[Path | None, typer.Option("--out", help="write per-step CSV, plan.json, call_tasks.jsonl")]
     = None,
+    show: Annotated[int, typer.Option(help="print this many due customers per step (masked)")] = 5,
 ) -> None:
     """Per step: who is due now and why; do-not-contact, over-cap and outside-window excluded."""
     from dataclasses import replace
@@ -276,6 +277,11 @@ def campaign_plan(
         table.add_row(spec.id, spec.channel, sp.scheduled_at.strftime("%m-%d %H:%M"),
                       "due" if sp.due else "waiting", str(len(sp.targets)) if sp.due else "-", excluded, sp.why)
     out.print(table)
+    for sp in steps:
+        if sp.due and sp.targets and show:
+            who = ", ".join(f"{tg.customer_id} {tg.name} {tg.phone_masked}" for tg in sp.targets[:show])
+            more = f" … +{len(sp.targets) - show}" if len(sp.targets) > show else ""
+            out.print(f"{sp.step.spec.id}: {who}{more}", markup=False, highlight=False)
     if out_dir is not None:
         _write_plan(out_dir, camp.name, steps, when)
         out.print(f"lists written to {out_dir}/")
