@@ -18,6 +18,7 @@ import logging
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import fields
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -38,6 +39,15 @@ START_KEY = "start"
 
 # Prepares the customer event inside the worker thread (audio: runs ASR with the node's hints).
 Prepare = Callable[[SessionState], CustomerEvent]
+
+
+_STATE_FIELDS = tuple(f.name for f in fields(SessionState))
+
+
+def state_dict(state: SessionState) -> dict[str, Any]:
+    """SessionState → a JSON-ready dict, shallow: the engine never mutates state parts in place
+    (it copies on change), so sharing them is safe and avoids asdict's deep copy on every turn."""
+    return {name: getattr(state, name) for name in _STATE_FIELDS}
 
 
 def event_to_json(ev: CustomerEvent) -> dict[str, Any]:
@@ -108,7 +118,7 @@ class CallService:
                 log.info("call %s refused: %s", mask_id(call_id), exc.reason)
                 raise
             body = json_bytes({"call_id": call_id, "actions": [a.to_json() for a in reply.actions]})
-            record = CallRecord(state=state.to_dict(), version=1, start_digest=digest)
+            record = CallRecord(state=state_dict(state), version=1, start_digest=digest)
             if not await self.sessions.commit(call_id, record, {START_KEY: body}, 0):
                 raise Conflict(f"call_id {call_id!r} was started concurrently")
             self.metrics.calls_started.labels(track).inc()
@@ -183,7 +193,7 @@ class CallService:
             if ev.kind in (EventKind.PLAYBACK_DONE, EventKind.SILENCE) or state.ended:
                 # the filler finished / the customer waited: deliver what the slow turn owed
                 body = json_bytes({"actions": owed, "ended": state.ended})
-                done = rec.next(state=state.to_dict(), last_seq=seq, pending=None, deferred=None)
+                done = rec.next(state=state_dict(state), last_seq=seq, pending=None, deferred=None)
                 return await self._commit(call_id, rec, done, key, body, was_ended=False), False
         at = self.clock()
         task = asyncio.ensure_future(self._run(self._compute, state, ev, at, prepare))
@@ -194,13 +204,13 @@ class CallService:
         if task.done():
             new_state, actions = task.result()
             body = json_bytes({"actions": _owed_then(owed, actions), "ended": new_state.ended})
-            done = rec.next(state=new_state.to_dict(), last_seq=seq, pending=None, deferred=None)
+            done = rec.next(state=state_dict(new_state), last_seq=seq, pending=None, deferred=None)
             return await self._commit(call_id, rec, done, key, body, was_ended=state.ended), False
         # Past the budget: a filler now, the real answer on the next event.
         self.metrics.fillers.inc()
         body = json_bytes({"actions": _owed_then(owed, self._filler(state)), "ended": False})
         pending = {"seq": seq, "event": event_to_json(ev), "at": at.isoformat()}
-        marked = rec.next(state=state.to_dict(), last_seq=seq, pending=pending, deferred=None)
+        marked = rec.next(state=state_dict(state), last_seq=seq, pending=pending, deferred=None)
         if not await self.sessions.commit(call_id, marked, {key: body}, rec.version):
             return STALE_BODY, False
         log.info("call %s seq %d over the %.0f ms budget: filler", mask_id(call_id), seq, self.budget_s * 1000)
@@ -213,7 +223,7 @@ class CallService:
                            marked: CallRecord, was_ended: bool) -> None:
         try:
             new_state, actions = await task
-            final = marked.next(state=new_state.to_dict(), deferred=actions)
+            final = marked.next(state=state_dict(new_state), deferred=actions)
             if await self.sessions.commit(call_id, final, {}, marked.version):
                 self._count_outcome(new_state, was_ended)
         except Exception:

@@ -61,11 +61,11 @@ def test_audio_upload_is_a_speech_event(make_settings: Callable[..., Settings], 
     lifted: this is about recognition, not the deadline (a cold model may miss 1.5 s)."""
     with client_for(make_settings(callback_budget_ms=60_000)) as client:
         client.post("/v1/calls", json={"call_id": "c", "customer_id": "u", "track": TRACK})
-        said = client.post("/v1/calls/c/audio?seq=1", content=(AUDIO / "tel" / "zh01.wav").read_bytes(),
+        said = client.post("/v1/calls/c/audio?seq=1", content=(AUDIO / "tel" / "zh13.wav").read_bytes(),
                            headers={"Content-Type": "audio/wav"})
         assert said.status_code == 200, said.text
         turn = record(client, "c").state["turns"][-1]
-        assert turn["user"] and turn["kind"] == "speech"
+        assert "机器人" in turn["user"] and turn["kind"] == "speech"
         again = client.post("/v1/calls/c/audio?seq=1", content=(AUDIO / "noise" / sorted(
             p.name for p in (AUDIO / "noise").glob("*.wav"))[0]).read_bytes())
         assert again.content == said.content  # replay: no second recognition, same bytes
@@ -86,7 +86,7 @@ def test_streaming_socket_recognises_and_replies(make_settings: Callable[..., Se
     """8 kHz PCM frames in → speech_start/final from the real ASR → a reply; control frames too."""
     from asr.audio import decode
 
-    pcm = decode((AUDIO / "tel" / "zh01.wav").read_bytes(), target_rate=8000).pcm
+    pcm = decode((AUDIO / "tel" / "zh13.wav").read_bytes(), target_rate=8000).pcm
     frames = [pcm[i:i + 320] for i in range(0, len(pcm), 320)] + [b"\0" * 320] * 75  # + 1.5 s of silence
     with client_for(make_settings(callback_budget_ms=60_000)) as client:
         client.post("/v1/calls", json={"call_id": "c", "customer_id": "u", "track": TRACK})
