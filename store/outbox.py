@@ -29,7 +29,8 @@ CREATE TABLE IF NOT EXISTS outbox (
     payload TEXT NOT NULL,
     created_at REAL NOT NULL,
     attempts INTEGER NOT NULL DEFAULT 0,
-    last_error TEXT
+    last_error TEXT,
+    parked INTEGER NOT NULL DEFAULT 0  -- rejected by the database for its content: kept, not replayed
 );
 CREATE INDEX IF NOT EXISTS ix_outbox_blocks ON outbox (customer_id, blocks_contact);
 """
@@ -93,7 +94,7 @@ class Outbox:
     def peek(self, limit: int) -> list[OutboxEntry]:
         with self._lock:
             rows = self._conn.execute(
-                "SELECT id, kind, payload, attempts FROM outbox ORDER BY id LIMIT ?", (limit,)
+                "SELECT id, kind, payload, attempts FROM outbox WHERE parked = 0 ORDER BY id LIMIT ?", (limit,)
             ).fetchall()
         return [OutboxEntry(r[0], r[1], json.loads(r[2]), r[3]) for r in rows]
 
@@ -110,7 +111,15 @@ class Outbox:
 
     def count(self) -> int:
         with self._lock:
-            return int(self._conn.execute("SELECT count(*) FROM outbox").fetchone()[0])
+            return int(self._conn.execute("SELECT count(*) FROM outbox WHERE parked = 0").fetchone()[0])
+
+    def park(self, entry_id: int, error: str) -> None:
+        with self._lock:
+            self._conn.execute("UPDATE outbox SET parked = 1, last_error = ? WHERE id = ?", (error[:500], entry_id))
+
+    def parked(self) -> int:
+        with self._lock:
+            return int(self._conn.execute("SELECT count(*) FROM outbox WHERE parked = 1").fetchone()[0])
 
     def blocks_contact(self, customer_id: str) -> bool:
         """An opt-out for this customer is queued but not yet in the database."""

@@ -281,13 +281,37 @@ class SqlStore:
                         _replay(conn, entries, self._now())
                 except exc.SQLAlchemyError as err:
                     if not is_connectivity_error(err):
-                        raise
+                        self._isolate_poison(entries)
+                        continue
                     self._outbox.mark_failed([e.id for e in entries], str(err)[:500])
                     self._open_circuit(err)
                     return False
+                except (KeyError, TypeError, ValueError):
+                    self._isolate_poison(entries)
+                    continue
                 self._outbox.delete([e.id for e in entries])
         finally:
             self._flush_lock.release()
+
+    def _isolate_poison(self, entries: list[OutboxEntry]) -> None:
+        """A batch the database rejects for its content (not for being down): replay entry by entry
+        and park the ones that still fail, so one bad entry never blocks the rest."""
+        for entry in entries:
+            try:
+                with self.engine.begin() as conn:
+                    _replay(conn, [entry], self._now())
+            except exc.SQLAlchemyError as err:
+                if is_connectivity_error(err):
+                    raise
+                self._outbox.park(entry.id, str(err))
+                log.error("outbox entry %s (%s) rejected by the database, parked in %s: %s", entry.id,
+                          entry.kind, self._outbox.path, str(err).splitlines()[0][:200])
+            except (KeyError, TypeError, ValueError) as err:
+                self._outbox.park(entry.id, repr(err))
+                log.error("outbox entry %s (%s) unreadable, parked in %s: %r", entry.id, entry.kind,
+                          self._outbox.path, err)
+            else:
+                self._outbox.delete([entry.id])
 
     def flush_outbox(self, wait_s: float = 0.0) -> int:
         """Write queued results to the database, retrying with backoff for up to `wait_s` seconds.

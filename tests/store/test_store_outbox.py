@@ -141,3 +141,17 @@ def test_reads_while_down_name_the_url(cuttable: Cuttable) -> None:
     cuttable.cut()
     with pytest.raises(StoreUnavailableError, match="HUASHU_DATABASE_URL"):
         cuttable.store.get_customer("c1")  # type: ignore[attr-defined]
+
+
+def test_a_poisoned_entry_is_parked_and_never_blocks_the_rest(cuttable: Cuttable) -> None:
+    store: SqlStore = cuttable.store  # type: ignore[assignment]
+    cuttable.cut()
+    good = _results()[:5]
+    store.write_results(good[:2])
+    store._outbox.put("result", "broken", "cust-x", {"conversation_id": "broken"})  # a payload from nowhere
+    store.write_results(good[2:])
+    cuttable.restore()
+    store.flush_outbox(wait_s=30)
+    assert store.outbox_pending() == 0 and store._outbox.parked() == 1
+    _assert_exactly_once_subset(store, good)
+    assert store.write_result(result("after", "cust-y")) is True
