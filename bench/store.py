@@ -9,6 +9,7 @@ PostgreSQL: the local server (127.0.0.1:5432, user postgres); a scratch database
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
@@ -99,6 +100,8 @@ def bench_writes(st: SqlStore, total: int, batch: int, singles: int) -> dict[str
     st.upsert_customers([CustomerRecord(f"cust-{i}", f"139{i:08d}") for i in range(5000)])
     per_batch: list[float] = []  # seconds per batch
     written = 0
+    backends = _db_pids(st)
+    cpu0, db0 = time.process_time(), _cpu_seconds(backends)
     t_all = time.perf_counter()
     for offset in range(0, total, batch):
         chunk = results(batch, offset)
@@ -106,6 +109,7 @@ def bench_writes(st: SqlStore, total: int, batch: int, singles: int) -> dict[str
         written += st.write_results(chunk)
         per_batch.append(time.perf_counter() - t0)
     wall = time.perf_counter() - t_all
+    cpu_ms = (time.process_time() - cpu0 + _cpu_seconds(backends) - db0) / total * 1000
     assert written == total, (written, total)
     rates = [batch / s for s in per_batch]
     single_times = []
@@ -115,9 +119,30 @@ def bench_writes(st: SqlStore, total: int, batch: int, singles: int) -> dict[str
         single_times.append(time.perf_counter() - t0)
     return {"batched_median": statistics.median(rates), "batched_p1": pct(rates, 1),
             "batch_ms_median": statistics.median(per_batch) * 1000, "batch_ms_p99": pct(per_batch, 99) * 1000,
-            "overall": total / sum(per_batch), "wall": wall,
+            "overall": total / sum(per_batch), "wall": wall, "cpu_ms": cpu_ms,
             "single_ms_median": statistics.median(single_times) * 1000,
             "single_ms_p99": pct(single_times, 99) * 1000}
+
+
+def _db_pids(st: SqlStore) -> list[int]:
+    """PostgreSQL backends serving this database (local server: their CPU time is in /proc)."""
+    with st.engine.connect() as conn:
+        if conn.dialect.name != "postgresql":
+            return []
+        return list(conn.exec_driver_sql("SELECT pid FROM pg_stat_activity WHERE datname = current_database()")
+                    .scalars())
+
+
+def _cpu_seconds(pids: list[int]) -> float:
+    total = 0.0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat", encoding="ascii") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        except (OSError, IndexError, ValueError):
+            continue
+    return total
 
 
 def bench_segments(st: SqlStore, n: int, repeats: int) -> tuple[float, dict[str, tuple[int, float, float]]]:
@@ -151,6 +176,7 @@ def main() -> None:
     ap.add_argument("--write-results", action="store_true")
     args = ap.parse_args()
     lines: list[str] = []
+    load_before = os.getloadavg()[0]
 
     def emit(line: str = "") -> None:
         print(line, flush=True)
@@ -163,8 +189,8 @@ def main() -> None:
          "insert):")
     emit()
     emit("| backend | batch | outcomes/s median | outcomes/s p1 (slowest) | batch ms median | batch ms p99 "
-         "| unbatched ms median | unbatched ms p99 |")
-    emit("|---|---:|---:|---:|---:|---:|---:|---:|")
+         "| CPU ms/outcome (client + db) | unbatched ms median | unbatched ms p99 |")
+    emit("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     seg_rows: list[str] = []
     versions = []
     for kind in args.backends.split(","):
@@ -172,7 +198,8 @@ def main() -> None:
             versions.append(server_version(st))
             w = bench_writes(st, args.results, args.batch, args.singles)
             emit(f"| {versions[-1]} | {args.batch} | {w['batched_median']:,.0f} | {w['batched_p1']:,.0f} | "
-                 f"{w['batch_ms_median']:.1f} | {w['batch_ms_p99']:.1f} | {w['single_ms_median']:.2f} | "
+                 f"{w['batch_ms_median']:.1f} | {w['batch_ms_p99']:.1f} | {w['cpu_ms']:.3f} | "
+                 f"{w['single_ms_median']:.2f} | "
                  f"{w['single_ms_p99']:.2f} |")
         with backend(kind) as st:
             load_s, segs = bench_segments(st, args.customers, args.repeats)
@@ -189,7 +216,8 @@ def main() -> None:
     for row in seg_rows:
         emit(row)
     emit()
-    emit(f"Machine: {machine()}; {', '.join(versions)} (local server, shared by other jobs).")
+    emit(f"Machine: {machine()}; {', '.join(versions)} (local server). Shared machine: 1-min load average "
+         f"{load_before:.1f} at start, {os.getloadavg()[0]:.1f} at end (2 cores), so these are lower bounds.")
     if args.write_results:
         write_section(ROOT / "bench" / "RESULTS.md", "## Store", lines)
 
