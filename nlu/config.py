@@ -1,0 +1,35 @@
+"""Training configuration (torch-free, so importing it never loads torch)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, slots=True)
+class BertSpec:
+    """Transformer size and optimiser settings (sized for ≤ 3 min training on 2 CPU cores)."""
+
+    layers: int = 2
+    hidden: int = 128
+    heads: int = 4
+    intermediate: int = 256
+    dropout: float = 0.1
+    max_len: int = 40
+    epochs: int = 15
+    batch_size: int = 64
+    lr: float = 2e-3
+    warmup: float = 0.06
+    weight_decay: float = 0.01
+
+
+@dataclass(frozen=True, slots=True)
+class TrainConfig:
+    seed: int = 13
+    val_fraction: float = 0.12
+    n_aug: int = 3  # noisy variants per training example
+    ngram_c: float = 1.0
+    use_bert: bool = True
+    use_ngram: bool = True
+    threads: int = field(default_factory=lambda: max(1, min(2, os.cpu_count() or 1)))
+    bert: BertSpec = BertSpec()
