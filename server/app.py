@@ -92,7 +92,7 @@ def default_clock(settings: Settings) -> Callable[[], datetime]:
 
 def create_app(settings: Settings | None = None, *, runtime: Runtime | None = None,
                classifier: IntentClassifier | None = None, clock: Callable[[], datetime] | None = None,
-               workers: int = 8) -> FastAPI:
+               workers: int = 8, start_workers: int = 2) -> FastAPI:
     """The app. `runtime`/`classifier`/`clock` are for tests and embedding; by default the
     lifespan builds the Runtime from `settings` (training the NLU model if it is missing)."""
     settings = settings or Settings()
@@ -101,13 +101,14 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="huashu-turn")
+        start_executor = ThreadPoolExecutor(max_workers=start_workers, thread_name_prefix="huashu-start")
         loop = asyncio.get_running_loop()
         rt: Runtime = runtime if runtime is not None else await loop.run_in_executor(
             executor, lambda: build_runtime(settings, classifier=classifier))
         sessions = open_sessions(settings)
         calls = CallService(lambda: rt.engine, sessions, metrics, clock=clock or default_clock(settings),
                             budget_ms=settings.callback_budget_ms, lock_ttl_ms=settings.lock_ttl_ms,
-                            filler_clip=settings.filler_clip, executor=executor)
+                            filler_clip=settings.filler_clip, executor=executor, start_executor=start_executor)
         context = ServerContext(settings, rt, sessions, calls, metrics, executor)
         try:
             context.generation = await sessions.generation()
@@ -122,6 +123,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
                 await asyncio.wait(set(calls.background), timeout=settings.lock_ttl_ms / 1000)
             await sessions.close()
             executor.shutdown(wait=False, cancel_futures=True)
+            start_executor.shutdown(wait=False, cancel_futures=True)
             if runtime is None and rt.store is not None and hasattr(rt.store, "close"):
                 rt.store.close()
 

@@ -72,7 +72,7 @@ class CallService:
 
     def __init__(self, engine: Callable[[], DialogueEngine], sessions: SessionStore, metrics: Metrics, *,
                  clock: Callable[[], datetime], budget_ms: int, lock_ttl_ms: int, filler_clip: str,
-                 executor: ThreadPoolExecutor) -> None:
+                 executor: ThreadPoolExecutor, start_executor: ThreadPoolExecutor | None = None) -> None:
         self._engine = engine
         self.sessions = sessions
         self.metrics = metrics
@@ -81,6 +81,9 @@ class CallService:
         self.lock_ttl_s = lock_ttl_ms / 1000
         self.filler_clip = filler_clip
         self.executor = executor
+        # Starts (compliance gate + store writes) queue on their own threads, so that a burst of
+        # new calls never delays the turns of calls in progress.
+        self.start_executor = start_executor or executor
         self.background: set[asyncio.Task[None]] = set()
 
     @property
@@ -111,7 +114,8 @@ class CallService:
                 raise Conflict(f"call_id {call_id!r} already exists (started with other parameters)")
             at = self.clock()
             try:
-                state, reply = await self._run(
+                state, reply = await asyncio.get_running_loop().run_in_executor(
+                    self.start_executor,
                     lambda: self.engine.start(call_id, customer_id, track, at=at, variables=variables))
             except CallRefused as exc:
                 self.metrics.refusals.labels(exc.reason).inc()

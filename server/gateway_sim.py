@@ -18,8 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-import httpx
+from urllib.parse import urlsplit
 
 from server.security import sign
 
@@ -54,6 +53,7 @@ class Sample:
     kind: str  # start | speech | dtmf | silence | playback_done | hangup | audio
     seconds: float
     status: int
+    at: float = 0.0  # time.monotonic() when sent
 
 
 @dataclass
@@ -80,42 +80,118 @@ class SimConfig:
     interval_s: float = 0.0  # customer "speaking time" before each turn (jittered ±20 %)
     variables: dict[str, str] = field(default_factory=dict)
     timeout_s: float = 30.0
+    filler_clip: str = "filler"  # the server's HUASHU_FILLER_CLIP
+
+
+@dataclass(frozen=True)
+class HttpResponse:
+    status_code: int
+    content: bytes
+
+    @property
+    def text(self) -> str:
+        return self.content.decode("utf-8", "replace")
+
+    def json(self) -> Any:
+        return json.loads(self.content)
+
+
+class Connection:
+    """One keep-alive HTTP/1.1 connection — a call leg's callbacks are sequential, like a
+    gateway's. (Deliberately tiny: a general client's pool bookkeeping costs more CPU than the
+    server's answer at a thousand concurrent calls, and the load generator shares the machine.)
+    A request that fails on a reused connection before any answer is sent again on a new one:
+    safe, because every callback is idempotent."""
+
+    def __init__(self, url: str, timeout_s: float) -> None:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"--url must be http(s)://host[:port], got {url!r}")
+        self.host, self.tls = parts.hostname, parts.scheme == "https"
+        self.port = parts.port or (443 if self.tls else 80)
+        self.base = parts.path.rstrip("/")
+        self.timeout_s = timeout_s
+        self._io: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
+
+    async def close(self) -> None:
+        if self._io is not None:
+            self._io[1].close()
+            self._io = None
+
+    async def post(self, path: str, body: bytes, headers: dict[str, str]) -> HttpResponse:
+        for attempt in range(2):
+            reused = self._io is not None
+            if self._io is None:
+                self._io = await asyncio.wait_for(
+                    asyncio.open_connection(self.host, self.port, ssl=self.tls or None), self.timeout_s)
+            try:
+                return await asyncio.wait_for(self._exchange(path, body, headers), self.timeout_s)
+            except (ConnectionError, asyncio.IncompleteReadError):
+                await self.close()
+                if not reused or attempt:
+                    raise
+        raise AssertionError("unreachable")
+
+    async def _exchange(self, path: str, body: bytes, headers: dict[str, str]) -> HttpResponse:
+        assert self._io is not None
+        reader, writer = self._io
+        head = [f"POST {self.base}{path} HTTP/1.1", f"Host: {self.host}:{self.port}",
+                f"Content-Length: {len(body)}", *(f"{k}: {v}" for k, v in headers.items())]
+        writer.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body)
+        await writer.drain()
+        status_line, *lines = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1").split("\r\n")
+        fields = {k.strip().lower(): v.strip() for k, _, v in (x.partition(":") for x in lines if x)}
+        if "content-length" in fields:
+            content = await reader.readexactly(int(fields["content-length"]))
+        elif fields.get("transfer-encoding", "").lower() == "chunked":
+            chunks = []
+            while size := int((await reader.readuntil(b"\r\n")).split(b";")[0], 16):
+                chunks.append(await reader.readexactly(size))
+                await reader.readexactly(2)
+            await reader.readuntil(b"\r\n")
+            content = b"".join(chunks)
+        else:
+            content = await reader.read()
+            fields["connection"] = "close"
+        if fields.get("connection", "").lower() == "close":
+            await self.close()
+        return HttpResponse(int(status_line.split()[1]), content)
 
 
 class GatewaySim:
     """Runs scripted calls against `cfg.url` (use as an async context manager)."""
 
-    def __init__(self, cfg: SimConfig, *, max_connections: int = 100) -> None:
+    def __init__(self, cfg: SimConfig) -> None:
         self.cfg = cfg
-        self.client = httpx.AsyncClient(
-            base_url=cfg.url, timeout=cfg.timeout_s,
-            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections))
+        Connection(cfg.url, cfg.timeout_s)  # validates the URL now
 
     async def __aenter__(self) -> GatewaySim:
         return self
 
     async def __aexit__(self, *_: object) -> None:
-        await self.client.aclose()
+        return None
 
-    async def _post(self, log: CallLog, kind: str, path: str, body: bytes,
-                    content_type: str = "application/json") -> httpx.Response:
+    async def _post(self, conn: Connection, log: CallLog, kind: str, path: str, body: bytes,
+                    content_type: str = "application/json") -> HttpResponse:
         headers = {"Content-Type": content_type}
         if self.cfg.secret:
             headers["X-Huashu-Signature"] = sign(self.cfg.secret, body)
-        t = time.perf_counter()
-        resp = await self.client.post(path, content=body, headers=headers)
-        log.samples.append(Sample(kind, time.perf_counter() - t, resp.status_code))
+        sent, t = time.monotonic(), time.perf_counter()
+        resp = await conn.post(path, body, headers)
+        log.samples.append(Sample(kind, time.perf_counter() - t, resp.status_code, sent))
         return resp
 
     async def call(self, turns: Sequence[Turn], *, call_id: str | None = None,
-                   customer_id: str | None = None) -> CallLog:
-        """One whole call; returns its transcript and the latency of every callback."""
+                   customer_id: str | None = None, until: float | None = None) -> CallLog:
+        """One whole call; returns its transcript and the latency of every callback. After the
+        monotonic time `until` the customer hangs up at the next turn (bounded load runs)."""
         call_id = call_id or f"sim-{uuid.uuid4().hex[:12]}"
         log = CallLog(call_id, customer_id or f"sim-{uuid.uuid4().hex[:10]}")
+        conn = Connection(self.cfg.url, self.cfg.timeout_s)
         start = json.dumps({"call_id": call_id, "customer_id": log.customer_id, "track": self.cfg.track,
                             "vars": self.cfg.variables}, ensure_ascii=False).encode()
         try:
-            resp = await self._post(log, "start", "/v1/calls", start)
+            resp = await self._post(conn, log, "start", "/v1/calls", start)
             if resp.status_code == 409 and "refused" in resp.json():
                 log.refused = resp.json()["refused"]
                 return log
@@ -132,15 +208,22 @@ class GatewaySim:
                     log.transferred = any(a["type"] == "transfer" for a in actions)
                     log.ended = True
                     return log
-                listening = bool(actions) and actions[-1]["type"] == "listen"
+                # Nothing to do (an answer to playback_done): the customer goes on as when listening.
+                listening = not actions or actions[-1]["type"] == "listen"
+                # The server was still thinking (filler clip): the customer waits for it to end.
+                filler = any(a["type"] == "play" and a.get("clip") == self.cfg.filler_clip for a in actions)
                 seq += 1
-                if not listening:
+                if not listening or filler:
+                    if filler:
+                        await asyncio.sleep(0.5)  # about the length of the filler clip
                     turn = Turn("playback_done")
                 else:
                     turn = next(script, Turn("hangup"))
                     if self.cfg.interval_s:
                         await asyncio.sleep(self.cfg.interval_s * random.uniform(0.8, 1.2))
-                resp = await self._send(log, call_id, seq, turn)
+                    if until is not None and time.monotonic() >= until:
+                        turn = Turn("hangup")
+                resp = await self._send(conn, log, call_id, seq, turn)
                 if resp.status_code != 200:
                     log.error = f"seq {seq}: HTTP {resp.status_code}: {resp.text[:200]}"
                     return log
@@ -150,20 +233,22 @@ class GatewaySim:
                 if turn.kind == "hangup":
                     log.ended = True
                     return log
-        except httpx.HTTPError as exc:
+        except (OSError, TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError) as exc:
             log.error = f"{type(exc).__name__}: {exc}"
             return log
+        finally:
+            await conn.close()
 
-    async def _send(self, log: CallLog, call_id: str, seq: int, turn: Turn) -> httpx.Response:
+    async def _send(self, conn: Connection, log: CallLog, call_id: str, seq: int, turn: Turn) -> HttpResponse:
         if turn.kind == "audio" and turn.audio is not None:
-            return await self._post(log, "audio", f"/v1/calls/{call_id}/audio?seq={seq}",
+            return await self._post(conn, log, "audio", f"/v1/calls/{call_id}/audio?seq={seq}",
                                     turn.audio.read_bytes(), "audio/wav")
         event: dict[str, Any] = {"seq": seq, "type": turn.kind}
         if turn.kind == "speech":
             event["text"] = turn.text
         elif turn.kind == "dtmf":
             event["digits"] = turn.digits
-        return await self._post(log, turn.kind, f"/v1/calls/{call_id}/events",
+        return await self._post(conn, log, turn.kind, f"/v1/calls/{call_id}/events",
                                 json.dumps(event, ensure_ascii=False).encode())
 
 
@@ -181,6 +266,7 @@ def _describe(turn: Turn) -> str:
 class LoadResult:
     calls: list[CallLog]
     wall_s: float
+    t0: float = 0.0  # time.monotonic() at the start of the run
 
     @property
     def samples(self) -> list[Sample]:
@@ -201,7 +287,7 @@ async def run_load(cfg: SimConfig, turns: Sequence[Turn], *, concurrency: int, c
             return False
         return duration_s is None or time.monotonic() - t0 < duration_s
 
-    async with GatewaySim(cfg, max_connections=concurrency + 8) as sim:
+    async with GatewaySim(cfg) as sim:
         async def lane(i: int) -> None:
             nonlocal placed
             if ramp_s:
@@ -209,10 +295,11 @@ async def run_load(cfg: SimConfig, turns: Sequence[Turn], *, concurrency: int, c
             while more():
                 placed += 1
                 n = placed
-                logs.append(await sim.call(turns, call_id=f"load-{run}-{n}", customer_id=f"load-{run}-{n}"))
+                logs.append(await sim.call(turns, call_id=f"load-{run}-{n}", customer_id=f"load-{run}-{n}",
+                                           until=None if duration_s is None else t0 + duration_s))
 
         await asyncio.gather(*(lane(i) for i in range(concurrency)))
-    return LoadResult(logs, time.monotonic() - t0)
+    return LoadResult(logs, time.monotonic() - t0, t0)
 
 
 def percentile(values: Sequence[float], q: float) -> float:

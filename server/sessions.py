@@ -145,6 +145,9 @@ class MemorySessions:
 
     async def lock(self, call_id: str, wait_s: float) -> str | None:
         lock = self._locks.setdefault(call_id, asyncio.Lock())
+        if not lock.locked():  # free: take it even when no time is left to wait
+            await lock.acquire()
+            return "local"
         try:
             await asyncio.wait_for(lock.acquire(), timeout=max(wait_s, 0.0))
         except TimeoutError:

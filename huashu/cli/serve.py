@@ -92,7 +92,7 @@ def gateway_sim(
     url: Annotated[str, typer.Option("--url", help="server base URL")] = "http://127.0.0.1:8000",
     track: Annotated[str, typer.Option("--track")] = "wecom_add_gift",
     calls: Annotated[int, typer.Option("--calls", min=1, help="calls to place")] = 1,
-    concurrency: Annotated[int, typer.Option("--concurrency", "-c", min=1, help="calls in flight (default: --calls)")] = 0,
+    concurrency: Annotated[int, typer.Option("--concurrency", "-c", min=0, help="calls in flight (0: all --calls at once)")] = 0,
     script: Annotated[Path | None, typer.Option("--script", help="customer turns, one per line (<silence>, <dtmf:N>, <hangup>)")] = None,
     say: Annotated[list[str] | None, typer.Option("--say", help="a customer turn (repeatable)")] = None,
     audio: Annotated[list[Path] | None, typer.Option("--audio", help="WAV file per customer turn (sent to /audio)")] = None,

@@ -91,3 +91,23 @@ def test_fast_events_need_no_nlu(make_settings: Callable[..., Settings]) -> None
             assert r.status_code == 200
             assert all(a.get("clip") != "filler" for a in r.json()["actions"])
         assert slow.calls == 0
+
+
+def test_a_turn_that_starts_after_its_budget_is_still_owed(make_settings: Callable[..., Settings]) -> None:
+    """E.g. a cold ASR model ate the whole budget before the turn began: the event must not be lost."""
+
+    from dialogue.types import CustomerEvent, EventKind
+
+    with client_for(make_settings(callback_budget_ms=200)) as client:
+        client.post("/v1/calls", json=START)
+        calls = context(client).calls
+
+        async def late() -> bytes:
+            spent = time.monotonic() - 1.0  # the budget is long gone when the turn begins
+            return await calls.event("c-1", 1, CustomerEvent(EventKind.SPEECH, text="多少钱"), t0=spent)
+
+        first = client.portal.call(late)  # type: ignore[union-attr]
+        assert b'"clip":"filler"' in first
+        _wait_unlocked(client, "c-1")
+        done = client.post("/v1/calls/c-1/events", json={"seq": 2, "type": "playback_done"})
+        assert next(a["clip"] for a in done.json()["actions"] if a["type"] == "play") == "wag_price"
