@@ -39,9 +39,9 @@ def test_whisper_setting_must_point_at_a_model(tmp_path: Path) -> None:
 
 
 def test_vosk_needs_a_local_model_and_says_where_to_get_one(tmp_path: Path) -> None:
-    with pytest.raises(ModelError, match="HUASHU_VOSK_MODEL is not set.*vosk-model-small-cn-0.22"):
+    with pytest.raises(ModelError, match=r"HUASHU_VOSK_MODEL is not set.*vosk-model-small-cn-0\.22"):
         vosk_model_dir("")
-    with pytest.raises(ModelError, match="HUASHU_VOSK_MODEL=/nonexistent/vosk: no such directory.*vosk-model-small-cn-0.22"):
+    with pytest.raises(ModelError, match=r"HUASHU_VOSK_MODEL=/nonexistent/vosk: no such directory.*vosk-model-small-cn-0\.22"):
         load_recognizer(Settings(vosk_model="/nonexistent/vosk"), "vosk", cached=False)
     with pytest.raises(ModelError, match="not a vosk model"):
         vosk_model_dir(str(tmp_path))
@@ -79,5 +79,5 @@ def test_recognizers_are_cached_per_settings(tmp_path: Path) -> None:
 def test_unusable_cache_dir_is_reported(tmp_path: Path) -> None:
     blocker = tmp_path / "not-a-dir"
     blocker.write_text("x")
-    with pytest.raises(ModelError, match="cannot create the model cache.*HUASHU_CACHE_DIR"):
+    with pytest.raises(ModelError, match=r"cannot create the model cache.*HUASHU_CACHE_DIR"):
         default_whisper_model(blocker / "cache")

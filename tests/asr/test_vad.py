@@ -53,7 +53,7 @@ def test_end_comes_one_hangover_after_the_last_speech() -> None:
 
 def test_short_pause_does_not_split_a_long_pause_does() -> None:
     a, b = pcm16k(AUDIO / "clean" / "zh01.wav"), pcm16k(AUDIO / "clean" / "zh21.wav")
-    a_on, a_off = energy_bounds(a)
+    _, a_off = energy_bounds(a)
     b_on, _ = energy_bounds(b)
     head, tail = a[: int(a_off * SAMPLE_RATE)], b[int(b_on * SAMPLE_RATE) :]
     for gap_s, n in ((0.15, 1), (0.9, 2)):
