@@ -29,6 +29,7 @@ from nlu.config import BertSpec
 from nlu.text import normalize
 
 hf_logging.set_verbosity_error()
+hf_logging.disable_progress_bar()
 # transformers 5 resolves this name lazily, which type checkers cannot see.
 BertTokenizerFast: Any = getattr(transformers, "BertTokenizerFast")  # noqa: B009
 

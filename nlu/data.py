@@ -21,7 +21,7 @@ from dialogue.vocab import INTENT_SET
 # Files under scripts_zh/nlu/ that do not feed the model: editing them never forces a retrain.
 NON_TRAINING_FILES = frozenset({"rules.yml"})
 # Bumped whenever training code changes in a way that invalidates saved models.
-TRAINER_VERSION = "1"
+TRAINER_VERSION = "2"
 
 _ANNOTATION = re.compile(r"\[(?P<text>[^\]]+)\](?:\((?P<entity>[^)]+)\)|(?P<json>\{[^}]+\}))")
 _KINDS = ("intent", "regex", "lookup", "synonym")
@@ -282,3 +282,26 @@ def data_hash(directory: str | Path) -> str:
     for path in nlu_files(Path(directory), training_only=True):
         h.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
     return h.hexdigest()[:16]
+
+
+def validate_nlu_dir(directory: str | Path) -> None:
+    """`huashu validate` hook: every NLU file under `directory` (and the rules' intent names);
+    raises dialogue.loader.ScriptError listing `file:line: node: message` problems."""
+    from dialogue.loader import Problem, ScriptError
+
+    directory = Path(directory)
+    problems = validate_paths(nlu_files(directory))
+    rules = directory / "rules.yml"
+    if rules.exists() and not problems:
+        from nlu.rules import load_rules
+
+        try:
+            load_rules(rules)
+        except NluDataError as exc:
+            problems.append(str(exc))
+    if problems:
+        parsed = []
+        for text in problems:
+            m = re.match(r"^(.*?):(\d+): (.*?): (.*)$", text, re.S)
+            parsed.append(Problem(m[1], int(m[2]), m[3], m[4]) if m else Problem(str(directory), 1, "nlu", text))
+        raise ScriptError(parsed)
