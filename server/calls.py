@@ -13,6 +13,7 @@ Rules (issue 6, CONTRACT.md):
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import time
@@ -138,49 +139,31 @@ class CallService:
         t0 = time.monotonic() if t0 is None else t0
         key = f"e{seq}"
         self.metrics.events.labels(ev.kind.value).inc()
-        s = self.sessions
-        cached = await s.response(call_id, key)
-        if cached is not None:
-            self.metrics.replays.inc()
-            return cached
-        rec = await s.load(call_id)
-        if rec is None or rec.ended:
-            return HANGUP_BODY
         # a hangup has no one listening for a quick answer: it waits for a slow turn to finish
         wait = self.lock_ttl_s if ev.kind is EventKind.HANGUP else self.budget_s - (time.monotonic() - t0) - 0.01
-        token = await s.lock(call_id, wait)
-        if token is None:
-            return await self._busy(call_id, key)
-        handed_off = False
+        begun = await self.sessions.begin(call_id, key, wait)
+        if begun.cached is not None:  # a replay, or a concurrent duplicate that finished first
+            self.metrics.replays.inc()
+            return begun.cached
+        rec, token = begun.record, begun.token
+        if rec is None or rec.ended:
+            if token is not None:
+                await self.sessions.unlock(call_id, token)
+            return HANGUP_BODY
+        if token is None:  # the lock stayed taken for the whole budget: a slow turn is running
+            self.metrics.fillers.inc()
+            # Not cached: a gateway retry of this seq gets the real answer once the call is free.
+            return json_bytes({"actions": self._filler(SessionState.from_dict(rec.state)), "ended": False})
+        released = False
         try:
-            cached = await s.response(call_id, key)
-            if cached is not None:  # a concurrent duplicate finished first
-                self.metrics.replays.inc()
-                return cached
-            rec = await s.load(call_id)
-            if rec is None or rec.ended:
-                return HANGUP_BODY
             if seq <= rec.last_seq:
                 self.metrics.stale.inc()
                 return STALE_BODY
-            body, handed_off = await self._turn(call_id, token, rec, seq, ev, prepare, t0)
+            body, released = await self._turn(call_id, token, rec, seq, ev, prepare, t0)
             return body
         finally:
-            if not handed_off:
-                await s.unlock(call_id, token)
-
-    async def _busy(self, call_id: str, key: str) -> bytes:
-        """The lock stayed taken for the whole budget (a slow turn of this call is running)."""
-        cached = await self.sessions.response(call_id, key)
-        if cached is not None:
-            self.metrics.replays.inc()
-            return cached
-        rec = await self.sessions.load(call_id)
-        if rec is None or rec.ended:
-            return HANGUP_BODY
-        self.metrics.fillers.inc()
-        # Not cached: a gateway retry of this seq gets the real answer once the call is free.
-        return json_bytes({"actions": self._filler(SessionState.from_dict(rec.state)), "ended": False})
+            if not released:
+                await self.sessions.unlock(call_id, token)
 
     async def _turn(self, call_id: str, token: str, rec: CallRecord, seq: int, ev: CustomerEvent,
                     prepare: Prepare | None, t0: float) -> tuple[bytes, bool]:
@@ -198,7 +181,7 @@ class CallService:
                 # the filler finished / the customer waited: deliver what the slow turn owed
                 body = json_bytes({"actions": owed, "ended": state.ended})
                 done = rec.next(state=state_dict(state), last_seq=seq, pending=None, deferred=None)
-                return await self._commit(call_id, rec, done, key, body, was_ended=False), False
+                return await self._commit(call_id, token, rec, done, key, body, state, was_ended=False), True
         at = self.clock()
         task = asyncio.ensure_future(self._run(self._compute, state, ev, at, prepare))
         if ev.kind is EventKind.HANGUP:
@@ -209,7 +192,7 @@ class CallService:
             new_state, actions = task.result()
             body = json_bytes({"actions": _owed_then(owed, actions), "ended": new_state.ended})
             done = rec.next(state=state_dict(new_state), last_seq=seq, pending=None, deferred=None)
-            return await self._commit(call_id, rec, done, key, body, was_ended=state.ended), False
+            return await self._commit(call_id, token, rec, done, key, body, new_state, was_ended=state.ended), True
         # Past the budget: a filler now, the real answer on the next event.
         self.metrics.fillers.inc()
         body = json_bytes({"actions": _owed_then(owed, self._filler(state)), "ended": False})
@@ -228,20 +211,22 @@ class CallService:
         try:
             new_state, actions = await task
             final = marked.next(state=state_dict(new_state), deferred=actions)
-            if await self.sessions.commit(call_id, final, {}, marked.version):
+            if await self.sessions.commit(call_id, final, {}, marked.version, unlock=token):
                 self._count_outcome(new_state, was_ended)
+            return
         except Exception:
             log.exception("call %s: slow turn failed; the next event redoes it", mask_id(call_id))
-        finally:
+        with contextlib.suppress(Exception):  # else the lease runs out: the next event redoes the turn
             await self.sessions.unlock(call_id, token)
 
-    async def _commit(self, call_id: str, rec: CallRecord, done: CallRecord, key: str, body: bytes,
-                      *, was_ended: bool) -> bytes:
-        if not await self.sessions.commit(call_id, done, {key: body}, rec.version):
+    async def _commit(self, call_id: str, token: str, rec: CallRecord, done: CallRecord, key: str, body: bytes,
+                      state: SessionState, *, was_ended: bool) -> bytes:
+        """Commit the turn and release the call's lock in one step."""
+        if not await self.sessions.commit(call_id, done, {key: body}, rec.version, unlock=token):
             # Someone else moved this call on (our lock lease ran out): no effect from us.
             cached = await self.sessions.response(call_id, key)
             return cached if cached is not None else STALE_BODY
-        self._count_outcome(SessionState.from_dict(done.state), was_ended)
+        self._count_outcome(state, was_ended)
         return body
 
     def _count_outcome(self, state: SessionState, was_ended: bool) -> None:

@@ -23,11 +23,12 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from server.sessions import CallRecord, SessionsUnavailable
+from server.sessions import Begin, CallRecord, SessionsUnavailable
 
 T = TypeVar("T")
 
 _COMMIT = """
+if ARGV[8] ~= '' and redis.call('GET', KEYS[4]) == ARGV[8] then redis.call('DEL', KEYS[4]) end
 local cur = redis.call('HGET', KEYS[1], 'v') or '0'
 if cur ~= ARGV[1] then return 0 end
 if ARGV[2] ~= '' then
@@ -36,11 +37,21 @@ if ARGV[2] ~= '' then
   else redis.call('ZADD', KEYS[3], ARGV[6], ARGV[5]) end
 end
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
-if #ARGV > 7 then
-  for i = 8, #ARGV, 2 do redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1]) end
+if #ARGV > 8 then
+  for i = 9, #ARGV, 2 do redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1]) end
   redis.call('PEXPIRE', KEYS[2], ARGV[3])
 end
 return 1
+"""
+
+# The cached answer; else the record (none: unknown call, no lock taken) with the lock if it is free.
+_BEGIN = """
+local body = redis.call('HGET', KEYS[1], ARGV[1])
+if body then return {0, body} end
+local rec = redis.call('HGET', KEYS[2], 'r')
+if not rec then return {1, false} end
+if redis.call('SET', KEYS[3], ARGV[2], 'NX', 'PX', ARGV[3]) then return {2, rec} end
+return {3, rec}
 """
 
 _UNLOCK = """
@@ -69,6 +80,7 @@ class RedisSessions:
         self.r = aioredis.Redis(connection_pool=pool)
         self._commit = self.r.register_script(_COMMIT)
         self._unlock = self.r.register_script(_UNLOCK)
+        self._begin = self.r.register_script(_BEGIN)
         self.url = url
 
     def _k(self, kind: str, call_id: str = "") -> str:
@@ -90,15 +102,35 @@ class RedisSessions:
             return None
         return raw.encode() if isinstance(raw, str) else bytes(raw)
 
+    async def begin(self, call_id: str, key: str, wait_s: float) -> Begin:
+        token = secrets.token_hex(8)
+        keys = [self._k("resp", call_id), self._k("call", call_id), self._k("lock", call_id)]
+        args: list[str | int] = [key, token, self.lock_ttl_ms]
+        deadline = time.monotonic() + max(wait_s, 0.0)
+        pause = 0.002
+        while True:
+            status, raw = await self._do("begin", lambda: self._begin(keys=keys, args=args))
+            if status == 0:
+                return Begin(cached=bytes(raw))
+            if status == 1:
+                return Begin()
+            if status == 2:
+                return Begin(record=CallRecord.loads(raw), token=token)
+            if time.monotonic() + pause > deadline:
+                return Begin(record=CallRecord.loads(raw))
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 0.025)
+
     async def commit(self, call_id: str, record: CallRecord | None, responses: Mapping[str, bytes],
-                     expect_version: int) -> bool:
+                     expect_version: int, unlock: str | None = None) -> bool:
         args: list[str | bytes | int] = [
             str(expect_version), record.dumps() if record is not None else "", self.ttl_ms,
             "1" if record is not None and record.state.get("ended") else "0", call_id,
-            int(time.time() * 1000) + self.ttl_ms, str(record.version if record is not None else 0)]
+            int(time.time() * 1000) + self.ttl_ms, str(record.version if record is not None else 0),
+            unlock or ""]
         for key, body in responses.items():
             args += [key, body]
-        keys = [self._k("call", call_id), self._k("resp", call_id), self._k("active")]
+        keys = [self._k("call", call_id), self._k("resp", call_id), self._k("active"), self._k("lock", call_id)]
         done = await self._do("commit", lambda: self._commit(keys=keys, args=args))
         return bool(done)
 

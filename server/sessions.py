@@ -62,6 +62,16 @@ class CallRecord:
                    deferred=d.get("deferred"), extra=d.get("extra") or {})
 
 
+@dataclass(frozen=True, slots=True)
+class Begin:
+    """What `SessionStore.begin` found: the cached answer, or the record (None: unknown call)
+    and, when the call's lock was taken for the caller, its token (None: still busy)."""
+
+    cached: bytes | None = None
+    record: CallRecord | None = None
+    token: str | None = None
+
+
 class SessionStore(Protocol):
     """Call records, per-call locks and the idempotency cache (see module docstring)."""
 
@@ -71,10 +81,17 @@ class SessionStore(Protocol):
 
     async def response(self, call_id: str, key: str) -> bytes | None: ...
 
+    async def begin(self, call_id: str, key: str, wait_s: float) -> Begin:
+        """One step for a callback: the cached answer for `key` if there is one; else the record,
+        with the call's lock taken (waiting up to `wait_s`, re-checking the cache meanwhile).
+        An unknown call is reported without locking."""
+        ...
+
     async def commit(self, call_id: str, record: CallRecord | None, responses: Mapping[str, bytes],
-                     expect_version: int) -> bool:
+                     expect_version: int, unlock: str | None = None) -> bool:
         """Write `record` (None: keep the record) and `responses` in one step when the stored
-        version is `expect_version` (0: no record yet). False, writing nothing, on a conflict."""
+        version is `expect_version` (0: no record yet). False, writing nothing, on a conflict.
+        `unlock`: release the lock held with this token in the same step (also on a conflict)."""
         ...
 
     async def lock(self, call_id: str, wait_s: float) -> str | None:
@@ -131,17 +148,36 @@ class MemorySessions:
             return None
         return self._responses.get(call_id, {}).get(key)
 
+    async def begin(self, call_id: str, key: str, wait_s: float) -> Begin:
+        cached = await self.response(call_id, key)
+        if cached is not None:
+            return Begin(cached=cached)
+        record = await self.load(call_id)
+        if record is None:
+            return Begin()
+        token = await self.lock(call_id, wait_s)
+        cached = await self.response(call_id, key)  # a concurrent duplicate may have finished
+        if cached is not None:
+            if token is not None:
+                await self.unlock(call_id, token)
+            return Begin(cached=cached)
+        return Begin(record=await self.load(call_id) if token is not None else record, token=token)
+
     async def commit(self, call_id: str, record: CallRecord | None, responses: Mapping[str, bytes],
-                     expect_version: int) -> bool:
-        self._sweep()
-        current = await self.load(call_id)
-        if (current.version if current else 0) != expect_version:
-            return False
-        if record is not None:
-            self._records[call_id] = (time.monotonic() + self.ttl_s, record)
-        if responses:
-            self._responses.setdefault(call_id, {}).update(responses)
-        return True
+                     expect_version: int, unlock: str | None = None) -> bool:
+        try:
+            self._sweep()
+            current = await self.load(call_id)
+            if (current.version if current else 0) != expect_version:
+                return False
+            if record is not None:
+                self._records[call_id] = (time.monotonic() + self.ttl_s, record)
+            if responses:
+                self._responses.setdefault(call_id, {}).update(responses)
+            return True
+        finally:
+            if unlock is not None:
+                await self.unlock(call_id, unlock)
 
     async def lock(self, call_id: str, wait_s: float) -> str | None:
         lock = self._locks.setdefault(call_id, asyncio.Lock())
