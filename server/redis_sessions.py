@@ -82,6 +82,7 @@ class RedisSessions:
         self._unlock = self.r.register_script(_UNLOCK)
         self._begin = self.r.register_script(_BEGIN)
         self.url = url
+        self._nonce, self._taken = secrets.token_hex(6), 0
 
     def _k(self, kind: str, call_id: str = "") -> str:
         return f"{self.prefix}{kind}:{call_id}" if call_id else f"{self.prefix}{kind}"
@@ -102,8 +103,13 @@ class RedisSessions:
             return None
         return raw.encode() if isinstance(raw, str) else bytes(raw)
 
+    def _token(self) -> str:
+        # unique per lock taking (ownership, not a secret): no system call per callback
+        self._taken += 1
+        return f"{self._nonce}:{self._taken}"
+
     async def begin(self, call_id: str, key: str, wait_s: float) -> Begin:
-        token = secrets.token_hex(8)
+        token = self._token()
         keys = [self._k("resp", call_id), self._k("call", call_id), self._k("lock", call_id)]
         args: list[str | int] = [key, token, self.lock_ttl_ms]
         deadline = time.monotonic() + max(wait_s, 0.0)
@@ -135,7 +141,7 @@ class RedisSessions:
         return bool(done)
 
     async def lock(self, call_id: str, wait_s: float) -> str | None:
-        token = secrets.token_hex(8)
+        token = self._token()
         key = self._k("lock", call_id)
         deadline = time.monotonic() + max(wait_s, 0.0)
         pause = 0.002
