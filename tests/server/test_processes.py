@@ -40,9 +40,15 @@ def free_port() -> int:
 
 @pytest.fixture(scope="session")
 def nlu_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One trained model for every process test (retrained only when the NLU data changes)."""
-    from nlu import load_classifier
+    """The real model: the default one when it is current (read only), else one trained once into
+    a shared temp folder (retrained only when the NLU data changes)."""
+    from nlu import NluModelError, load_classifier
 
+    try:
+        load_classifier(Settings(), train_if_missing=False)
+        return Settings().effective_nlu_model_dir
+    except NluModelError:
+        pass
     path = tmp_path_factory.getbasetemp().parent / "huashu-server-nlu-model"
     load_classifier(Settings(nlu_model_dir=str(path), data_dir=path.parent / "nlu-data"), train_if_missing=True)
     return path
@@ -261,3 +267,20 @@ def test_redis_restart_loses_nothing(own_redis: OwnRedis, tmp_path: Path, backen
             == reference[2]
         assert record(client, "c").last_seq == 3
     clear_prefix(own_redis.url, "restart:")
+
+
+def test_the_app_builds_its_runtime_with_the_real_nlu(nlu_model_dir: Path, tmp_path: Path) -> None:
+    """create_app(settings) alone: the lifespan loads tracks, the trained classifier and the store."""
+    from fastapi.testclient import TestClient
+
+    from server.app import create_app
+    from tests.server.conftest import NOW
+
+    settings = Settings(data_dir=tmp_path / "data", cache_dir=tmp_path / "cache", nlu_model_dir=str(nlu_model_dir))
+    with TestClient(create_app(settings, clock=lambda: NOW)) as client:
+        parsed = client.post("/model/parse", json={"text": "你是机器人吧？"}).json()
+        assert parsed["intent"]["name"] == "ask_robot"
+        assert parsed["intent_ranking"][0]["name"] == "ask_robot"
+        client.post("/v1/calls", json={"call_id": "c", "customer_id": "u", "track": TRACK})
+        r = client.post("/v1/calls/c/events", json={"seq": 1, "type": "speech", "text": "你是不是机器人啊"})
+        assert "answer_robot" in [a.get("clip") for a in r.json()["actions"]]
