@@ -40,8 +40,8 @@ HUASHU = str(Path(sys.executable).parent / "huashu")
 SECRET = "bench-secret"
 REDIS = os.environ.get("HUASHU_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
 # Customer turns that keep a wecom_add_gift call going for a while (the bot ends it after its turn cap)
-SCRIPT = ["喂，你好", "你们是哪家", "这个是什么活动", "要钱吗", "你是机器人吗", "嗯，你说", "什么礼品", "再说一遍",
-          "我考虑一下", "好的", "怎么加", "加了"]
+SCRIPT = ["喂，你好", "你们是哪家", "<silence>", "这个是什么活动", "要钱吗", "你是机器人吗", "嗯，你说", "什么礼品",
+          "再说一遍", "我考虑一下", "好的", "怎么加", "加了"]
 CONFIGS = {"mem1": ("1 worker, in-process sessions", 1, False), "redis1": ("1 worker, Redis", 1, True),
            "redis2": ("2 workers, Redis", 2, True)}
 
@@ -114,23 +114,27 @@ def measure(url: str, level: int, duration: float, interval: float, ramp: float)
     samples = [s for s in result.samples if steady_from <= s.at < steady_to]
     events = [s.seconds * 1000 for s in samples if s.kind != "start"]
     speech = [s.seconds * 1000 for s in samples if s.kind == "speech"]
+    fast = [s.seconds * 1000 for s in samples if s.kind in ("silence", "playback_done")]
     starts = [s.seconds * 1000 for s in result.samples if s.kind == "start"]
     errors = sum(1 for s in result.samples if s.status != 200) + sum(1 for c in result.calls if c.error)
     return {"fillers": fillers(url) - before, "loadavg": f"{load0:.1f}→{os.getloadavg()[0]:.1f}",
             "level": level, "callbacks": len(samples), "per_s": len(samples) / duration,
             "speech_p50": percentile(speech, 50), "speech_p99": percentile(speech, 99),
             "event_p50": percentile(events, 50), "event_p99": percentile(events, 99),
+            "fast_p50": percentile(fast, 50), "fast_p99": percentile(fast, 99),
             "start_p50": percentile(starts, 50), "start_p99": percentile(starts, 99), "errors": errors,
             "calls": len(result.calls), "wall_s": result.wall_s}
 
 
 def table(rows: list[dict[str, Any]]) -> str:
     head = ("| server | concurrent calls | callbacks | callbacks/s | speech p50 ms | speech p99 ms | "
-            "all events p99 ms | start p50 ms | start p99 ms | errors | fillers | load avg |")
-    lines = [head, "|" + "---|" * 12]
+            "silence/playback_done p50 / p99 ms | all events p99 ms | start p50 ms | start p99 ms | errors | fillers "
+            "| load avg |")
+    lines = [head, "|" + "---|" * 13]
     for r in rows:
         lines.append(f"| {r['config']} | {r['level']} | {r['callbacks']} | {r['per_s']:.0f} | {r['speech_p50']:.1f} | "
-                     f"{r['speech_p99']:.1f} | {r['event_p99']:.1f} | {r['start_p50']:.1f} | {r['start_p99']:.1f} | "
+                     f"{r['speech_p99']:.1f} | {r['fast_p50']:.1f} / {r['fast_p99']:.1f} | {r['event_p99']:.1f} | "
+                     f"{r['start_p50']:.1f} | {r['start_p99']:.1f} | "
                      f"{r['errors']} | {r['fillers']:.0f} | {r['loadavg']} |")
     return "\n".join(lines)
 
