@@ -88,12 +88,13 @@ def stop_server(proc: subprocess.Popen[bytes]) -> None:
 
 
 def clear_redis(prefix: str) -> None:
-    import redis
+    from server.redis_sessions import RedisSessions
 
-    r = redis.Redis.from_url(REDIS)
-    keys = list(r.scan_iter(match=prefix + "*", count=1000))
-    for i in range(0, len(keys), 1000):
-        r.delete(*keys[i:i + 1000])
+    async def run() -> None:
+        sessions = RedisSessions(REDIS, prefix=prefix, ttl_s=60, lock_ttl_ms=1000)
+        await sessions.delete_prefix()
+        await sessions.close()
+    asyncio.run(run())
 
 
 def fillers(url: str) -> float:

@@ -7,11 +7,12 @@ HUASHU_REQUIRE_SERVICES=1).
 
 from __future__ import annotations
 
+import asyncio
 import os
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -25,7 +26,9 @@ from dialogue.runtime import Runtime, build_runtime
 from huashu.settings import Settings
 from nlu.types import ClassifyContext, Parse
 from server.app import ServerContext, create_app
+from server.redis_sessions import RedisSessions
 from server.security import sign
+from server.sessions import SessionsUnavailable
 from tests.conftest import skip_or_fail
 from tests.dialogue.keywords import KeywordClassifier
 
@@ -35,23 +38,26 @@ NOW = datetime(2026, 6, 2, 10, 0, tzinfo=TZ)  # inside the calling window
 TRACK = "wecom_add_gift"
 
 
-def redis_problem(url: str = REDIS_URL) -> str | None:
-    import redis
+def _with_redis(url: str, prefix: str, fn: Callable[[RedisSessions], Awaitable[Any]]) -> Any:
+    async def run() -> Any:
+        sessions = RedisSessions(url, prefix=prefix, ttl_s=60, lock_ttl_ms=1000)
+        try:
+            return await fn(sessions)
+        finally:
+            await sessions.close()
+    return asyncio.run(run())
 
+
+def redis_problem(url: str = REDIS_URL) -> str | None:
     try:
-        redis.Redis.from_url(url, socket_connect_timeout=2).ping()
+        _with_redis(url, "", lambda s: s.ping())
         return None
-    except redis.RedisError as exc:
-        return f"Redis at {url} unreachable: {exc}"
+    except SessionsUnavailable as exc:
+        return str(exc)
 
 
 def clear_prefix(url: str, prefix: str) -> None:
-    import redis
-
-    r = redis.Redis.from_url(url)
-    keys = list(r.scan_iter(match=prefix + "*", count=500))
-    if keys:
-        r.delete(*keys)
+    _with_redis(url, prefix, lambda s: s.delete_prefix())
 
 
 @pytest.fixture(scope="session")
