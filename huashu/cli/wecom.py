@@ -16,8 +16,8 @@ from huashu.settings import Settings
 if TYPE_CHECKING:
     from dialogue.engine import DialogueEngine
 
-err = Console(stderr=True)
-out = Console()
+err = Console(stderr=True, soft_wrap=True)
+out = Console(soft_wrap=True)
 
 
 def report(
