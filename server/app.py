@@ -28,6 +28,7 @@ from dialogue.runtime import Runtime, build_runtime, load_scripts
 from huashu.settings import Settings
 from nlu.types import IntentClassifier
 from server import models as m
+from server.batching import BatchingClassifier, batching
 from server.calls import CallService
 from server.errors import NotFound, Unavailable, error_response, json_response
 from server.guard import Guard
@@ -92,7 +93,7 @@ def default_clock(settings: Settings) -> Callable[[], datetime]:
 
 def create_app(settings: Settings | None = None, *, runtime: Runtime | None = None,
                classifier: IntentClassifier | None = None, clock: Callable[[], datetime] | None = None,
-               workers: int = 8, start_workers: int = 2) -> FastAPI:
+               turn_threads: int = 32, start_threads: int = 2) -> FastAPI:
     """The app. `runtime`/`classifier`/`clock` are for tests and embedding; by default the
     lifespan builds the Runtime from `settings` (training the NLU model if it is missing)."""
     settings = settings or Settings()
@@ -100,11 +101,13 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="huashu-turn")
-        start_executor = ThreadPoolExecutor(max_workers=start_workers, thread_name_prefix="huashu-start")
+        executor = ThreadPoolExecutor(max_workers=turn_threads, thread_name_prefix="huashu-turn")
+        start_executor = ThreadPoolExecutor(max_workers=start_threads, thread_name_prefix="huashu-start")
         loop = asyncio.get_running_loop()
         rt: Runtime = runtime if runtime is not None else await loop.run_in_executor(
             executor, lambda: build_runtime(settings, classifier=classifier))
+        original = rt.engine.classifier
+        rt.engine.classifier = batching(original)  # concurrent turns share NLU passes
         sessions = open_sessions(settings)
         calls = CallService(lambda: rt.engine, sessions, metrics, clock=clock or default_clock(settings),
                             budget_ms=settings.callback_budget_ms, lock_ttl_ms=settings.lock_ttl_ms,
@@ -124,6 +127,9 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
             await sessions.close()
             executor.shutdown(wait=False, cancel_futures=True)
             start_executor.shutdown(wait=False, cancel_futures=True)
+            if isinstance(rt.engine.classifier, BatchingClassifier):
+                rt.engine.classifier.close()
+            rt.engine.classifier = original
             if runtime is None and rt.store is not None and hasattr(rt.store, "close"):
                 rt.store.close()
 
