@@ -9,6 +9,7 @@ data dir (trained first if missing, as `make run` does).
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import statistics
 import sys
@@ -92,7 +93,8 @@ def main() -> None:
     print(f"{'stage':<38}{'median':>9}{'p99':>9}{'max':>9}")
     for name, values in rows.items():
         print(f"{name:<38}{statistics.median(values):>9.2f}{pct(values, 99):>9.2f}{max(values):>9.2f}")
-    print(f"machine: {machine()}")
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(f"machine: {machine()}; load average during the run: {load}")
 
 
 if __name__ == "__main__":
