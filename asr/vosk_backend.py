@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from asr.errors import ModelError
+from asr.hotwords import apply_hints
 from asr.models import VOSK_HELP
 from asr.normalize import normalize_text
 from asr.types import AsrHints, Transcript
@@ -84,7 +85,9 @@ class VoskRecognizer:
         return s.finish()
 
     def stream(self, hints: AsrHints | None = None) -> VoskStream:
-        return VoskStream(self._kaldi(hints))
+        # Without a grammar, hint phrases still fix homophones in the result (asr.hotwords).
+        by_sound = tuple(hints.phrases) if hints and not hints.grammar else ()
+        return VoskStream(self._kaldi(hints), by_sound)
 
 
 def _words(result: dict[str, Any]) -> list[dict[str, Any]]:
@@ -94,8 +97,9 @@ def _words(result: dict[str, Any]) -> list[dict[str, Any]]:
 class VoskStream:
     """Kaldi's own endpointer may cut a long turn into several results; they are joined."""
 
-    def __init__(self, rec: Any) -> None:
+    def __init__(self, rec: Any, by_sound: tuple[str, ...] = ()) -> None:
         self._rec = rec
+        self._by_sound = by_sound
         self._words: list[dict[str, Any]] = []
         self._samples = 0
         self._last_partial = ""
@@ -123,5 +127,6 @@ class VoskStream:
         if not self._words:
             return Transcript("", 0.0, 0.0, self._samples / SAMPLE_RATE)
         conf = sum(float(w.get("conf", 0.0)) for w in self._words) / len(self._words)
-        return Transcript(self._text(), round(conf, 4), float(self._words[0].get("start", 0.0)),
+        text = apply_hints(self._text(), self._by_sound) if self._by_sound else self._text()
+        return Transcript(text, round(conf, 4), float(self._words[0].get("start", 0.0)),
                           float(self._words[-1].get("end", self._samples / SAMPLE_RATE)))

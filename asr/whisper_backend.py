@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from asr.errors import ModelError
+from asr.hotwords import apply_hints
 from asr.normalize import normalize_text, to_simplified
 from asr.types import AsrHints, Transcript
 
@@ -57,6 +58,7 @@ class WhisperConfig:
     compression_ratio_threshold: float = 2.4
     max_chars_per_s: float = 9.0
     max_tokens_per_s: float = 8.0  # decode budget; Mandarin is ~4-6 characters a second
+    hint_by_sound: bool = True  # rewrite homophones of the hint phrases (asr.hotwords)
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,18 +74,22 @@ class Decoded:
 
 
 def collapse_loops(text: str) -> str:
-    """Whisper's decoding loop ("现在什么价格?现在什么价格?现在什么价…") → one copy.
+    """Whisper's decoding loops → one copy: "晚上8点以后再打晚上8点以后再打" and
+    "现在什么价格?现在什么价格?现在什么价…" read "晚上8点以后再打" / "现在什么价格".
 
-    A unit of 2-12 characters said three or more times in a row is one copy (a customer's
-    "好的好的好的" reads the same to the NLU as "好的"); a cut-off copy at the end goes too."""
+    Any unit of 2-12 characters said again right after itself is kept once (a customer's own
+    "好的好的" means the same to the NLU as "好的"); a cut-off copy at the end goes too. Digit
+    runs are left alone: 8888 in a phone number is not a loop."""
     plain = re.sub(r"[\s\W_]+", "", text)
     for m in re.finditer(r"(.{2,12}?)\1+", plain):
         unit, rest = m.group(1), plain[m.end() :]
-        copies = (m.end() - m.start()) // len(unit)
+        if unit.isdigit():
+            continue
         tail = next((k for k in range(len(unit) - 1, 0, -1) if rest.startswith(unit[:k])), 0)
-        if copies >= 3 or (copies == 2 and tail >= 2):
-            rest = rest[tail:] if tail else rest
-            return plain[: m.start()] + unit + collapse_loops(rest)
+        copies = (m.end() - m.start()) // len(unit)
+        if copies >= 3 or tail == 0 or tail >= 2 or len(unit) >= 3:
+            rest = rest[tail:]
+        return plain[: m.start()] + unit + collapse_loops(rest)
     return text
 
 
@@ -207,6 +213,8 @@ class WhisperRecognizer:
         phrases = {normalize_text(p) for p in (hints.phrases if hints else ())}
         if len(norm) >= 4 and norm in prompt_norm and norm not in phrases:
             return drop("prompt_echo")
+        if hints and hints.phrases and cfg.hint_by_sound:
+            text = apply_hints(norm, hints.phrases)
         return Decoded(text, logprob, no_speech, True, "", window_s)
 
     @staticmethod

