@@ -179,7 +179,7 @@ class DialogueEngine:
                             (turn.intent if turn.parse else None),
                             confidence=turn.confidence if turn and turn.parse else None,
                             node=state.node, bot=utterances, actions=tuple(actions),
-                            barged_in=bool(turn and turn.barged_in))
+                            barged_in=bool(turn and turn.barged_in), at=at.isoformat())
         state = state.with_(turns=(*state.turns, record.to_json()))
         if state.ended:
             self._write_back(state, at)

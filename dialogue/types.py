@@ -96,14 +96,18 @@ class TurnRecord:
     bot: tuple[Utterance, ...]
     actions: tuple[BotAction, ...]
     barged_in: bool = False
+    at: str | None = None  # ISO 8601 time of the turn (reports: dwell per node); None in old records
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "user": self.user, "kind": self.kind, "intent": self.intent,
             "confidence": None if self.confidence is None else round(self.confidence, 4),
             "node": self.node, "bot": [u.to_json() for u in self.bot],
             "actions": [a.to_json() for a in self.actions], "barged_in": self.barged_in,
         }
+        if self.at is not None:
+            out["at"] = self.at
+        return out
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> TurnRecord:
@@ -112,7 +116,7 @@ class TurnRecord:
             confidence=data.get("confidence"), node=data["node"],
             bot=tuple(Utterance(clip=u["clip"], text=u["text"]) for u in data.get("bot", ())),
             actions=tuple(BotAction(**a) for a in data.get("actions", ())),
-            barged_in=bool(data.get("barged_in", False)),
+            barged_in=bool(data.get("barged_in", False)), at=data.get("at"),
         )
 
 
