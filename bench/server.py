@@ -42,6 +42,7 @@ REDIS = os.environ.get("HUASHU_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
 # Customer turns that keep a wecom_add_gift call going for a while (the bot ends it after its turn cap)
 SCRIPT = ["喂，你好", "你们是哪家", "<silence>", "这个是什么活动", "要钱吗", "你是机器人吗", "嗯，你说", "什么礼品",
           "再说一遍", "我考虑一下", "好的", "怎么加", "加了"]
+CUSTOMERS = 20_000  # enough distinct customers for every call of a run (the caps are lifted anyway)
 CONFIGS = {"mem1": ("1 worker, in-process sessions", 1, False), "redis1": ("1 worker, Redis", 1, True),
            "redis2": ("2 workers, Redis", 2, True)}
 
@@ -50,6 +51,19 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def seed_customers(data: Path, n: int) -> None:
+    """Imported customers for the calls (as in production: calls go to known customers)."""
+    from store import open_store
+    from store.types import CustomerRecord
+
+    store = open_store(Settings(data_dir=data))
+    try:
+        store.upsert_customers(CustomerRecord(customer_id=f"bench{i:06d}", phone=f"139{i:08d}", name="顾客")
+                               for i in range(1, n + 1))
+    finally:
+        store.close()
 
 
 def start_server(workers: int, redis: bool, data: Path, prefix: str, log: Path) -> tuple[subprocess.Popen[bytes], str]:
@@ -97,20 +111,28 @@ def clear_redis(prefix: str) -> None:
     asyncio.run(run())
 
 
-def fillers(url: str) -> float:
+def scrape(url: str) -> dict[str, float]:
+    """Server counters: fillers played, NLU passes and the utterances in them."""
     text = httpx.get(url + "/metrics", timeout=10).text
-    return sum(float(line.split()[-1]) for line in text.splitlines()
-               if line.startswith("huashu_deadline_fillers_total"))
+    out = {"fillers": 0.0, "batches": 0.0, "utterances": 0.0}
+    names = {"huashu_deadline_fillers_total": "fillers", "huashu_nlu_batch_size_count": "batches",
+             "huashu_nlu_batch_size_sum": "utterances"}
+    for line in text.splitlines():
+        name = line.split("{")[0].split(" ")[0]
+        if name in names:
+            out[names[name]] += float(line.split()[-1])
+    return out
 
 
-def measure(url: str, level: int, duration: float, interval: float, ramp: float) -> dict[str, Any]:
+def measure(url: str, level: int, duration: float, interval: float, ramp: float, first: int = 0) -> dict[str, Any]:
     """Calls placed evenly over `ramp` s (a dialer's calls-per-second), then `duration` s of steady
     state; event latencies are from the steady state, start latencies from the ramp."""
-    before = fillers(url)
+    before = scrape(url)
     load0 = os.getloadavg()[0]
     cfg = SimConfig(url=url, track="wecom_add_gift", secret=SECRET, interval_s=interval, timeout_s=60)
     turns = [Turn.parse(s) for s in SCRIPT]
-    result = asyncio.run(run_load(cfg, turns, concurrency=level, duration_s=ramp + duration, ramp_s=ramp))
+    result = asyncio.run(run_load(cfg, turns, concurrency=level, duration_s=ramp + duration, ramp_s=ramp,
+                                  customer=lambda n: f"bench{(first + n - 1) % CUSTOMERS + 1:06d}"))
     steady_from, steady_to = result.t0 + ramp, result.t0 + ramp + duration
     samples = [s for s in result.samples if steady_from <= s.at < steady_to]
     events = [s.seconds * 1000 for s in samples if s.kind != "start"]
@@ -118,7 +140,11 @@ def measure(url: str, level: int, duration: float, interval: float, ramp: float)
     fast = [s.seconds * 1000 for s in samples if s.kind in ("silence", "playback_done")]
     starts = [s.seconds * 1000 for s in result.samples if s.kind == "start"]
     errors = sum(1 for s in result.samples if s.status != 200) + sum(1 for c in result.calls if c.error)
-    return {"fillers": fillers(url) - before, "loadavg": f"{load0:.1f}→{os.getloadavg()[0]:.1f}",
+    after = scrape(url)
+    batches = after["batches"] - before["batches"]
+    return {"fillers": after["fillers"] - before["fillers"],
+            "batch": (after["utterances"] - before["utterances"]) / batches if batches else float("nan"),
+            "loadavg": f"{load0:.1f}→{os.getloadavg()[0]:.1f}",
             "level": level, "callbacks": len(samples), "per_s": len(samples) / duration,
             "speech_p50": percentile(speech, 50), "speech_p99": percentile(speech, 99),
             "event_p50": percentile(events, 50), "event_p99": percentile(events, 99),
@@ -130,13 +156,13 @@ def measure(url: str, level: int, duration: float, interval: float, ramp: float)
 def table(rows: list[dict[str, Any]]) -> str:
     head = ("| server | concurrent calls | callbacks | callbacks/s | speech p50 ms | speech p99 ms | "
             "silence/playback_done p50 / p99 ms | all events p99 ms | start p50 ms | start p99 ms | errors | fillers "
-            "| load avg |")
-    lines = [head, "|" + "---|" * 13]
+            "| NLU batch | load avg |")
+    lines = [head, "|" + "---|" * 14]
     for r in rows:
         lines.append(f"| {r['config']} | {r['level']} | {r['callbacks']} | {r['per_s']:.0f} | {r['speech_p50']:.1f} | "
                      f"{r['speech_p99']:.1f} | {r['fast_p50']:.1f} / {r['fast_p99']:.1f} | {r['event_p99']:.1f} | "
                      f"{r['start_p50']:.1f} | {r['start_p99']:.1f} | "
-                     f"{r['errors']} | {r['fillers']:.0f} | {r['loadavg']} |")
+                     f"{r['errors']} | {r['fillers']:.0f} | {r['batch']:.1f} | {r['loadavg']} |")
     return "\n".join(lines)
 
 
@@ -165,10 +191,13 @@ def main() -> None:
         name, workers, redis = CONFIGS[key]
         data = Path(tempfile.mkdtemp(prefix="huashu-bench-"))
         prefix = f"huashu-bench:{uuid.uuid4().hex[:8]}:"
+        seed_customers(data, CUSTOMERS)
         proc, url = start_server(workers, redis, data, prefix, data / "server.log")
         try:
+            placed = 0
             for level in levels:
-                row = measure(url, level, args.duration, args.interval, args.ramp)
+                row = measure(url, level, args.duration, args.interval, args.ramp, placed)
+                placed += int(row["calls"])
                 row["config"] = name
                 rows.append(row)
                 print(json.dumps(row), flush=True)
@@ -182,8 +211,9 @@ def main() -> None:
             f"real NLU, text speech events every ~{args.interval:g} s per call; calls placed evenly over "
             f"{args.ramp:g} s, then {args.duration:g} s of steady state measured; the load generator shares the "
             f"machine). Events = speech/playback_done/hangup callbacks in the steady state; `start` = POST "
-            f"/v1/calls (compliance gate + SQLite writes) during the ramp; fillers = turns that missed the 1.5 s "
-            f"budget.\n\n"
+            f"/v1/calls (compliance gate + SQLite writes; imported customers) during the ramp; fillers = turns that missed the 1.5 s "
+            f"budget; NLU batch = utterances per model pass (micro-batching); load avg = the machine's 1-min load "
+            f"before → after (other jobs share it).\n\n"
             f"{table(rows)}\n\nmachine: {machine()}  \ncommand: `{cmd.strip()}`  \n"
             f"date: {dt.datetime.now().isoformat(timespec='minutes')}\n")
     print(text)

@@ -107,7 +107,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         rt: Runtime = runtime if runtime is not None else await loop.run_in_executor(
             executor, lambda: build_runtime(settings, classifier=classifier))
         original = rt.engine.classifier
-        rt.engine.classifier = batching(original)  # concurrent turns share NLU passes
+        rt.engine.classifier = batching(original, metrics.nlu_batch.observe)  # concurrent turns share NLU passes
         sessions = open_sessions(settings)
         calls = CallService(lambda: rt.engine, sessions, metrics, clock=clock or default_clock(settings),
                             budget_ms=settings.callback_budget_ms, lock_ttl_ms=settings.lock_ttl_ms,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -35,8 +35,10 @@ class _Item:
 class BatchingClassifier:
     """An IntentClassifier that merges concurrent `classify` calls into `classify_batch` passes."""
 
-    def __init__(self, inner: BatchClassifier, max_batch: int = 32) -> None:
+    def __init__(self, inner: BatchClassifier, max_batch: int = 32,
+                 on_batch: Callable[[int], None] | None = None) -> None:
         self.inner = inner
+        self.on_batch = on_batch
         self.max_batch = max_batch
         self.batches = 0
         self.items = 0
@@ -77,6 +79,8 @@ class BatchingClassifier:
                     i.error = exc
             self.batches += 1
             self.items += len(batch)
+            if self.on_batch is not None:
+                self.on_batch(len(batch))
             for i in batch:
                 i.done.set()
 
@@ -88,8 +92,8 @@ class BatchingClassifier:
         return getattr(self.inner, name)
 
 
-def batching(classifier: IntentClassifier) -> IntentClassifier:
+def batching(classifier: IntentClassifier, on_batch: Callable[[int], None] | None = None) -> IntentClassifier:
     """Wrap a classifier that has `classify_batch`; others are returned as they are."""
     if hasattr(classifier, "classify_batch") and not isinstance(classifier, BatchingClassifier):
-        return BatchingClassifier(classifier)  # type: ignore[arg-type]
+        return BatchingClassifier(classifier, on_batch=on_batch)  # type: ignore[arg-type]
     return classifier

@@ -14,7 +14,7 @@ import json
 import random
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -274,9 +274,11 @@ class LoadResult:
 
 
 async def run_load(cfg: SimConfig, turns: Sequence[Turn], *, concurrency: int, calls: int | None = None,
-                   duration_s: float | None = None, ramp_s: float = 0.0, run_id: str | None = None) -> LoadResult:
+                   duration_s: float | None = None, ramp_s: float = 0.0, run_id: str | None = None,
+                   customer: Callable[[int], str] | None = None) -> LoadResult:
     """Keep `concurrency` calls in flight (a finished call is replaced) until `calls` have been
-    placed or `duration_s` has passed; the first wave is spread over `ramp_s`."""
+    placed or `duration_s` has passed; the first wave is spread over `ramp_s`. Call n goes to
+    `customer(n)` (default: a new test customer per call)."""
     run = run_id or uuid.uuid4().hex[:8]
     logs: list[CallLog] = []
     placed = 0
@@ -295,7 +297,8 @@ async def run_load(cfg: SimConfig, turns: Sequence[Turn], *, concurrency: int, c
             while more():
                 placed += 1
                 n = placed
-                logs.append(await sim.call(turns, call_id=f"load-{run}-{n}", customer_id=f"load-{run}-{n}",
+                who = customer(n) if customer is not None else f"load-{run}-{n}"
+                logs.append(await sim.call(turns, call_id=f"load-{run}-{n}", customer_id=who,
                                            until=None if duration_s is None else t0 + duration_s))
 
         await asyncio.gather(*(lane(i) for i in range(concurrency)))

@@ -48,6 +48,8 @@ class Metrics:
                                  ["endpoint"], buckets=LATENCY_BUCKETS, registry=r)
         self.nlu_latency = Histogram("huashu_turn_compute_seconds", "Engine turn time (NLU + policy + store)",
                                      buckets=LATENCY_BUCKETS, registry=r)
+        self.nlu_batch = Histogram("huashu_nlu_batch_size", "Utterances per NLU model pass (micro-batching)",
+                                   buckets=(1, 2, 4, 8, 16, 32), registry=r)
         self.asr_latency = Histogram("huashu_asr_seconds", "Speech recognition time per upload",
                                      buckets=LATENCY_BUCKETS, registry=r)
         self.auth_failures = Counter("huashu_auth_failures", "Requests refused for a bad signature or key",
