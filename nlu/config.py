@@ -16,7 +16,7 @@ class BertSpec:
     intermediate: int = 256
     dropout: float = 0.1
     max_len: int = 40
-    epochs: int = 15
+    epochs: int = 12
     batch_size: int = 64
     lr: float = 2e-3
     warmup: float = 0.06
@@ -27,7 +27,9 @@ class BertSpec:
 class TrainConfig:
     seed: int = 13
     val_fraction: float = 0.12
-    n_aug: int = 3  # noisy variants per training example
+    n_aug: int = 3  # noisy variants per training example (n-gram model)
+    bert_aug: int = 3  # of those, how many the transformer trains on (its cost is per text)
+    n_background: int = 300  # random character strings labelled out_of_scope (ASR garbage)
     ngram_c: float = 1.0
     use_bert: bool = True
     use_ngram: bool = True

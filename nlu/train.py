@@ -7,6 +7,7 @@ validation split (clean + noisy) → meta.json with the data hash that keys the 
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import random
@@ -76,6 +77,31 @@ def augment(examples: Sequence[Example], noise: AsrNoise, n: int, seed: int, sal
     return texts, labels
 
 
+def background(texts: Sequence[str], n: int, seed: int) -> list[str]:
+    """Random strings drawn from the training characters' frequencies: without them the model has
+    no "none of the above" and reads garbage such as 的的的 as a confident business intent."""
+    rng = random.Random(f"{seed}:background")
+    norm = [normalize(t) for t in texts]
+    chars = [c for t in norm for c in t]
+    known = set(norm)
+    # Stutter garbage (的的的的) too, but not of characters that are doubled somewhere in the
+    # data (嗯嗯 affirm, 对对 affirm, 喂喂 greet, 谢谢, 拜拜): their stutter is a real answer.
+    repeaters = {a for t in norm for a, b in itertools.pairwise(t) if a == b}
+    stutter = [c for c in chars if c not in repeaters]  # frequency-weighted: 的 more than 龥
+    out: list[str] = []
+    while chars and len(out) < n:
+        r = rng.random()
+        if stutter and r < 0.25:
+            s = rng.choice(stutter) * rng.randint(3, 5)
+        elif stutter and r < 0.35:
+            s = (rng.choice(stutter) + rng.choice(stutter)) * rng.randint(2, 3)
+        else:
+            s = "".join(rng.choice(chars) for _ in range(rng.randint(3, 8)))
+        if s not in known:
+            out.append(s)
+    return out
+
+
 def train_model(nlu_dir: str | Path, out_dir: str | Path, config: TrainConfig = TrainConfig(),
                 progress: Progress | None = None) -> TrainReport:
     """Train from the Rasa files in `nlu_dir` and replace `out_dir` atomically."""
@@ -91,8 +117,15 @@ def train_model(nlu_dir: str | Path, out_dir: str | Path, config: TrainConfig = 
 
     train_ex, val_ex = split(examples, config.val_fraction, config.seed)
     x_train, y_train_names = augment(train_ex, noise, config.n_aug, config.seed, "train")
+    x_bert, y_bert_names = augment(train_ex, noise, min(config.bert_aug, config.n_aug), config.seed, "train")
     x_val, y_val_names = augment(val_ex, noise, 1, config.seed, "val")
+    if "out_of_scope" in index and config.n_background:
+        garbage = background(x_train, config.n_background, config.seed)
+        x_train, x_bert = x_train + garbage, x_bert + garbage
+        y_train_names += ["out_of_scope"] * len(garbage)
+        y_bert_names += ["out_of_scope"] * len(garbage)
     y_train = np.array([index[n] for n in y_train_names])
+    y_bert = np.array([index[n] for n in y_bert_names])
     y_val = np.array([index[n] for n in y_val_names])
 
     out_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -118,7 +151,7 @@ def train_model(nlu_dir: str | Path, out_dir: str | Path, config: TrainConfig = 
                 if progress:
                     progress("transformer", done, total)
 
-            bert = train_bert(x_train, y_train, labels, tmp, spec=config.bert, seed=config.seed,
+            bert = train_bert(x_bert, y_bert, labels, tmp, spec=config.bert, seed=config.seed,
                               threads=config.threads, progress=bert_progress)
             bert_val = bert.logits(x_val)
         calib = fit(bert_val, ngram_val, y_val) if len(y_val) else Calibration()

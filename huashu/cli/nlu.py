@@ -17,7 +17,7 @@ from huashu.settings import Settings
 
 if TYPE_CHECKING:
     from nlu.classifier import HuashuClassifier
-    from nlu.data import NluData
+    from nlu.data import Example, NluData
 
 err = Console(stderr=True)
 out = Console()
@@ -182,7 +182,7 @@ def evaluate(
         out.print(f"wrote {path}")
 
 
-def _noisy(settings: Settings, examples: list) -> list:  # type: ignore[type-arg]
+def _noisy(settings: Settings, examples: list[Example]) -> list[Example]:
     from nlu.augment import AsrNoise, NoiseTable, noisy_copy
     from nlu.data import NluDataError, load_dir
 

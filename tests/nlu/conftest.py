@@ -1,0 +1,67 @@
+"""Fixtures: a tiny real model trained on a fixture set (seconds), and the full model trained on
+scripts_zh/nlu cached under pytest's cache directory keyed by the data hash (slow tests)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from huashu.settings import Settings
+from nlu.classifier import HuashuClassifier, classifier_from_dir, ensure_model
+from nlu.config import BertSpec, TrainConfig
+from nlu.data import data_hash
+
+REPO = Path(__file__).resolve().parents[2]
+SCRIPTS_NLU = REPO / "scripts_zh" / "nlu"
+HELD_OUT = REPO / "tests" / "data" / "nlu_test.yml"
+HELD_OUT_NOISY = REPO / "tests" / "data" / "nlu_test_noisy.yml"
+FIXTURE = Path(__file__).parent / "data"
+
+TINY = TrainConfig(n_aug=2, threads=1, val_fraction=0.2,
+                   bert=BertSpec(layers=1, hidden=64, heads=2, intermediate=128, epochs=12, batch_size=32,
+                                 lr=3e-3))
+
+
+def make_scripts(root: Path) -> Path:
+    """A scripts dir whose nlu/ has the fixture intents plus the real rules, noise and lookups."""
+    nlu = root / "nlu"
+    nlu.mkdir(parents=True)
+    shutil.copy(FIXTURE / "fixture_nlu.yml", nlu / "fixture_nlu.yml")
+    for name in ("rules.yml", "asr_noise.yml", "lookups.yml"):
+        shutil.copy(SCRIPTS_NLU / name, nlu / name)
+    return root
+
+
+@pytest.fixture(scope="session")
+def fixture_scripts(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_scripts(tmp_path_factory.mktemp("scripts"))
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(fixture_scripts: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    model = tmp_path_factory.mktemp("tiny") / "nlu-model"
+    return ensure_model(fixture_scripts / "nlu", model, config=TINY)
+
+
+@pytest.fixture(scope="session")
+def tiny(tiny_model_dir: Path, fixture_scripts: Path) -> HuashuClassifier:
+    return classifier_from_dir(tiny_model_dir, fixture_scripts / "nlu")
+
+
+@pytest.fixture(scope="session")
+def tiny_settings(tiny_model_dir: Path, fixture_scripts: Path) -> Settings:
+    return Settings(scripts_dir=str(fixture_scripts), nlu_model_dir=str(tiny_model_dir))
+
+
+@pytest.fixture(scope="session")
+def full(request: pytest.FixtureRequest) -> HuashuClassifier:
+    """The default model on the shipped data, trained once per data hash (≈ 2–3 min on 2 cores)."""
+    cache = Path(request.config.cache.mkdir("huashu-nlu-model"))
+    model = cache / data_hash(SCRIPTS_NLU)
+    for old in cache.iterdir():  # keep only the current hash
+        if old.is_dir() and old.name != model.name and not old.name.startswith("."):
+            shutil.rmtree(old, ignore_errors=True)
+    ensure_model(SCRIPTS_NLU, model)
+    return classifier_from_dir(model, SCRIPTS_NLU)

@@ -1,0 +1,84 @@
+"""The Rasa-format NLU data: loader, validation errors with file:line, coverage, independence."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from dialogue.loader import ScriptError
+from dialogue.vocab import INTENTS
+from nlu.data import NluDataError, data_hash, load_dir, load_file, parse_annotated, validate_nlu_dir, validate_paths
+from nlu.text import normalize
+
+from .conftest import HELD_OUT, SCRIPTS_NLU
+
+
+def test_shipped_data_is_valid_and_covers_every_intent_with_80_examples() -> None:
+    validate_nlu_dir(SCRIPTS_NLU)
+    counts = Counter(e.intent for e in load_dir(SCRIPTS_NLU).examples)
+    assert set(counts) == set(INTENTS)
+    assert min(counts.values()) >= 80, counts.most_common()[-3:]
+
+
+def test_held_out_file_has_15_per_intent_and_shares_no_text_with_training() -> None:
+    held = load_file(HELD_OUT)
+    counts = Counter(e.intent for e in held.examples if not e.expected_intents)
+    assert set(counts) == set(INTENTS)
+    assert min(counts.values()) >= 15
+    trained = {normalize(e.text) for e in load_dir(SCRIPTS_NLU).examples}
+    leaked = [e.text for e in held.examples if normalize(e.text) in trained]
+    assert leaked == []
+    assert sum(1 for e in held.examples if e.expected_intents) >= 30  # context-tagged subset
+
+
+def test_annotations_are_stripped_and_spans_point_at_the_text() -> None:
+    text, spans = parse_annotated('[明天下午三点](time)付[两百](amount:200)，[尾号]{"entity": "digits"}')
+    assert text == "明天下午三点付两百，尾号"
+    assert [(s.entity, text[s.start:s.end], s.value) for s in spans] == [
+        ("time", "明天下午三点", None), ("amount", "两百", "200"), ("digits", "尾号", None)]
+
+
+@pytest.mark.parametrize(("body", "line", "needle"), [
+    ('nlu:\n- intent: greet\n  examples: |\n    - 喂\n', 1, "version"),
+    ('version: "3.1"\nnlu:\n- intent: greet\n  examples: |\n    - 喂\n- intent: helo\n  examples: |\n    - x\n',
+     6, "unknown intent"),
+    ('version: "3.1"\nnlu:\n- intent: greet\n  examples: |\n    - 喂\n    - 你好\n    没有横线\n', 7, "'- '"),
+    ('version: "3.1"\nnlu:\n- regex: rule_opt_out\n  examples: |\n    - (别打\n', 5, "bad regex"),
+    ('version: "3.1"\nnlu:\n- intent: greet\n  examples: |\n    - 喂\n  bad: [\n', 7, "invalid YAML"),
+])
+def test_invalid_files_report_file_and_line(tmp_path: Path, body: str, line: int, needle: str) -> None:
+    path = tmp_path / "bad.yml"
+    path.write_text(body, encoding="utf-8")
+    with pytest.raises(NluDataError) as exc:
+        load_file(path)
+    assert str(exc.value).startswith(f"{path}:{line}: "), str(exc.value)
+    assert needle in str(exc.value)
+
+
+def test_same_text_under_two_intents_is_a_conflict(tmp_path: Path) -> None:
+    path = tmp_path / "dup.yml"
+    path.write_text('version: "3.1"\nnlu:\n- intent: affirm\n  examples: |\n    - 好的\n'
+                    '- intent: deny\n  examples: |\n    - 好的！\n', encoding="utf-8")
+    problems = validate_paths([path])
+    assert len(problems) == 1 and problems[0].startswith(f"{path}:8: intent deny:")
+
+
+def test_validate_hook_raises_script_error_with_problems(tmp_path: Path) -> None:
+    (tmp_path / "rules.yml").write_text('version: "3.1"\nnlu:\n- regex: rule_affirm\n  examples: |\n    - 好\n',
+                                        encoding="utf-8")
+    with pytest.raises(ScriptError) as exc:
+        validate_nlu_dir(tmp_path)
+    assert "rules may only decide" in str(exc.value.problems[0])
+
+
+def test_data_hash_follows_training_files_but_not_rules(tmp_path: Path) -> None:
+    nlu = tmp_path / "nlu"
+    nlu.mkdir()
+    (nlu / "a.yml").write_text('version: "3.1"\nnlu:\n- intent: greet\n  examples: |\n    - 喂\n', encoding="utf-8")
+    first = data_hash(nlu)
+    (nlu / "rules.yml").write_text('version: "3.1"\nnlu: []\n', encoding="utf-8")
+    assert data_hash(nlu) == first
+    (nlu / "a.yml").write_text('version: "3.1"\nnlu:\n- intent: greet\n  examples: |\n    - 喂喂\n', encoding="utf-8")
+    assert data_hash(nlu) != first
