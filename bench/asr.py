@@ -309,9 +309,10 @@ def main() -> None:
     emit(f"End of speech is where the signal's energy ends; these include the VAD noticing it (a frame or "
          f"two) and the {base.asr_hangover_ms} ms hangover, so ~350-400 ms is the floor for any recognizer. "
          "\"After endpoint\" is the recognizer's own share: from the hangover decision to the final. "
-         "Whisper starts decoding after 64 ms of non-speech (VadConfig.pause_ms), in the background, so the decode overlaps the hangover: latency "
-         f"≈ max(hangover, 64 ms + decode). Whisper decode per utterance on its own: p50 {ms(pct(dt, 50))} ms, "
-         f"p90 {ms(pct(dt, 90))} ms ({len(dt)} segments, 2 threads). Load average now {os.getloadavg()[0]:.1f}.")
+         "Whisper starts decoding after 64 ms of non-speech (VadConfig.pause_ms), in the background, "
+         "so the decode overlaps the hangover: latency ≈ max(hangover, 64 ms + decode). "
+         f"Whisper decode per utterance on its own: p50 {ms(pct(dt, 50))} ms, p90 {ms(pct(dt, 90))} ms "
+         f"({len(dt)} segments, 2 threads). Load average now {os.getloadavg()[0]:.1f}.")
     if not args.skip_concurrency:
         emit()
         conc = load_recognizer(Settings(asr_threads=1, asr_workers=2), "whisper", cached=False)
