@@ -44,7 +44,7 @@ def nlu_model_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
-def classifier(nlu_model_dir: Path):  # type: ignore[no-untyped-def]
+def classifier(nlu_model_dir: Path):
     """The real classifier (session-wide, loaded once)."""
     from nlu import load_classifier
 
