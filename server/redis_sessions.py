@@ -66,7 +66,7 @@ class RedisSessions:
     kind = "redis"
 
     def __init__(self, url: str, *, prefix: str, ttl_s: int, lock_ttl_ms: int,
-                 max_connections: int = 100) -> None:
+                 max_connections: int = 512) -> None:
         self.prefix = prefix
         self.ttl_ms = int(ttl_s * 1000)
         self.lock_ttl_ms = int(lock_ttl_ms)
