@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 import typer
 from rich.console import Console
 
-from dialogue.loader import ScriptError
+from dialogue.loader import Bundle, ScriptError
 from dialogue.types import CustomerEvent, Reply, SessionState
 from huashu.settings import Settings
 
@@ -59,6 +59,7 @@ def validate(paths: Annotated[list[Path] | None, typer.Argument(help="scripts fo
         try:
             bundle = load_bundle(root, names)
             _validate_nlu(root)
+            _validate_replies(root, bundle)
         except ScriptError as exc:
             for problem in exc.problems:
                 print(problem)
@@ -76,6 +77,16 @@ def _validate_nlu(root: Path) -> None:
         return
     if (root / "nlu").is_dir():
         validate_nlu_dir(root / "nlu")
+
+
+def _validate_replies(root: Path, bundle: Bundle) -> None:
+    """The WeCom reply library shares the personas' voice and variables."""
+    if not (root / "replies").is_dir():
+        return
+    from wecom.library import load_library
+
+    persona_vars = frozenset(v for p in bundle.personas.values() for v in (*p.variables, "agent_name", "brand"))
+    load_library(root / "replies", persona_vars, frozenset(bundle.personas))
 
 
 def _print_reply(state: SessionState, reply: Reply) -> None:
