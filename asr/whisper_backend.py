@@ -19,6 +19,7 @@ import threading
 import zlib
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from difflib import SequenceMatcher
 from pathlib import Path
 
 import numpy as np
@@ -71,6 +72,26 @@ class Decoded:
     kept: bool
     reason: str = ""
     window_s: float = 0.0  # encoder window used (30.0 after a fallback)
+
+
+def _echoes(norm: str, prompt_norm: str, hints: AsrHints | None, no_speech: float) -> bool:
+    """Whisper reading its prompt back: the output is one stretch of the prompt, or a string of
+    hint phrases, rather than one phrase (a reply that *is* a phrase is fine). Short ones (two
+    short phrases, as "不需要不用了" could really be said) count only when the model doubts speech."""
+    phrases = {q for p in (hints.phrases if hints else ()) if len(q := normalize_text(p)) >= 2}
+    if norm in phrases:
+        return False
+    doubt = len(norm) >= 8 or no_speech > 0.2
+    m = SequenceMatcher(None, norm, prompt_norm, autojunk=False).find_longest_match(0, len(norm), 0, len(prompt_norm))
+    if m.size >= 4 and m.size >= 0.6 * len(norm) and norm[m.a : m.a + m.size] not in phrases and doubt:
+        return True
+    covered = [False] * len(norm)
+    used = set()
+    for p in phrases:
+        for hit in re.finditer(re.escape(p), norm):
+            covered[hit.start() : hit.end()] = [True] * len(p)
+            used.add(p)
+    return len(used) >= 2 and sum(covered) >= 0.8 * len(norm) and doubt
 
 
 def collapse_loops(text: str) -> str:
@@ -209,9 +230,7 @@ class WhisperRecognizer:
             return drop("too_long")
         if any(j in to_simplified(text) for j in _JUNK):
             return drop("junk_phrase")
-        prompt_norm = normalize_text(prompt_text)
-        phrases = {normalize_text(p) for p in (hints.phrases if hints else ())}
-        if len(norm) >= 4 and norm in prompt_norm and norm not in phrases:
+        if prompt_text and _echoes(norm, normalize_text(prompt_text), hints, no_speech):
             return drop("prompt_echo")
         if hints and hints.phrases and cfg.hint_by_sound:
             text = apply_hints(norm, hints.phrases)

@@ -10,7 +10,8 @@ import pytest
 from asr import AsrHints, GatedRecognizer, Recognizer, transcribe_bytes
 from asr.audio import decode
 from asr.metrics import corpus_cer
-from asr.whisper_backend import WhisperRecognizer, collapse_loops
+from asr.normalize import normalize_text
+from asr.whisper_backend import WhisperRecognizer, _echoes, collapse_loops
 from tests.asr.conftest import AUDIO, manifest, noise_files
 
 pytestmark = pytest.mark.slow
@@ -19,8 +20,20 @@ pytestmark = pytest.mark.slow
 def test_collapse_loops() -> None:
     assert collapse_loops("现在什么价格?现在什么价格?现在什么价格?现在什么价") == "现在什么价格"
     assert collapse_loops("再时不消,再时不消,再时不消,再") == "再时不消"
-    assert collapse_loops("好的好的") == "好的好的"  # said twice: kept
+    assert collapse_loops("好的好的") == "好的"  # the same to the NLU
+    assert collapse_loops("晚上8点以后再打晚上8点以后再打") == "晚上8点以后再打"
+    assert collapse_loops("138888866") == "138888866"  # digits are never a loop
     assert collapse_loops("我的号码是1862004739") == "我的号码是1862004739"
+
+
+def test_prompt_echo_is_recognised_but_a_reply_that_is_a_hint_is_not() -> None:
+    hints = AsrHints(("好的", "不需要", "不用了", "以下是普通话的句子"))
+    prompt = normalize_text("、".join(hints.phrases) + "。")
+    assert _echoes("你不需要以下是普通话的句子", prompt, hints, 0.5)
+    assert _echoes("不需要不用了", prompt, hints, 0.5)  # doubtful audio: two phrases glued together
+    assert not _echoes("不需要不用了", prompt, hints, 0.05)  # clear speech: a customer can say that
+    assert not _echoes("不需要", prompt, hints, 0.5)
+    assert not _echoes("我不需要谢谢", prompt, hints, 0.5)
 
 
 def _cer(rec: Recognizer, kind: str, with_hints: bool = False) -> tuple[float, list[tuple[str, str]]]:
