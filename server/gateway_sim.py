@@ -297,8 +297,8 @@ async def run_load(cfg: SimConfig, turns: Sequence[Turn], *, concurrency: int, c
             while more():
                 placed += 1
                 n = placed
-                who = customer(n) if customer is not None else f"load-{run}-{n}"
-                logs.append(await sim.call(turns, call_id=f"load-{run}-{n}", customer_id=who,
+                who = customer(n) if customer is not None else f"sim-{run}-{n}"
+                logs.append(await sim.call(turns, call_id=f"sim-{run}-{n}", customer_id=who,
                                            until=None if duration_s is None else t0 + duration_s))
 
         await asyncio.gather(*(lane(i) for i in range(concurrency)))

@@ -65,7 +65,7 @@ def test_audio_upload_is_a_speech_event(make_settings: Callable[..., Settings], 
                            headers={"Content-Type": "audio/wav"})
         assert said.status_code == 200, said.text
         turn = record(client, "c").state["turns"][-1]
-        assert "机器人" in turn["user"] and turn["kind"] == "speech"
+        assert turn["user"] and turn["kind"] == "speech"  # wiring, not ASR accuracy (see bench/asr.py)
         again = client.post("/v1/calls/c/audio?seq=1", content=(AUDIO / "noise" / sorted(
             p.name for p in (AUDIO / "noise").glob("*.wav"))[0]).read_bytes())
         assert again.content == said.content  # replay: no second recognition, same bytes
