@@ -137,3 +137,15 @@ def test_training_is_deterministic(fixture_scripts: Path, tiny: HuashuClassifier
     other = classifier_from_dir(again, fixture_scripts / "nlu")
     texts = ["喂你好", "多少钱啊", "我在开会", "嗯"]
     np.testing.assert_allclose(other.probabilities(texts), tiny.probabilities(texts), atol=1e-5)
+
+
+def test_traced_transformer_matches_the_eager_model(tiny: HuashuClassifier) -> None:
+    from nlu.bert import BertIntentModel
+
+    bert = tiny._bert
+    assert bert is not None and bert._traced is not None
+    eager = BertIntentModel(bert.model, bert.tokenizer, bert.max_len)
+    texts = ["喂你好", "明天下午三点再打吧", "嗯", "别再打了，我要投诉你们的售后服务太差了"]
+    np.testing.assert_allclose(bert.logits(texts), eager.logits(texts), atol=1e-5)
+    for t in texts:
+        np.testing.assert_allclose(bert.logits([t]), eager.logits([t]), atol=1e-5)
