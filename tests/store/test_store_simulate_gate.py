@@ -33,9 +33,9 @@ def test_simulated_calls_are_refused_with_reason_codes(store_settings: Settings,
                                                        nlu_model_dir: Path) -> None:
     code, _, err = run_cli(["customers", "demo", "--n", "300", "--today", TODAY.isoformat()], store_settings)
     assert code == 0, err
-    opted_out = store.list_conversations(customer_id=None)
-    dnc = next(c.customer_id for c in opted_out if c.outcome == "do_not_contact")
-    fresh = next(f"demo{i:06d}" for i in range(300) if store.check_contact(f"demo{i:06d}", NOW) is None)
+    fresh_ids = [f"demo{i:06d}" for i in range(300) if store.check_contact(f"demo{i:06d}", NOW) is None]
+    dnc, fresh = fresh_ids[0], fresh_ids[1]
+    store.mark_do_not_contact(dnc, "opt_out", "call:earlier", NOW)  # an opt-out from an earlier call
     morning = NOW.replace(hour=10).isoformat()
 
     refused = simulate(store_settings, dnc, morning)
