@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -78,7 +79,7 @@ def _free_port() -> int:
 
 
 @pytest.fixture
-def action_server():  # type: ignore[no-untyped-def]
+def action_server() -> Iterator[str]:
     port = _free_port()
     proc = subprocess.Popen([sys.executable, "-m", "rasa_sdk", "--actions", MODULE, "-p", str(port)],
                             cwd=ROOT, env={"SANIC_HOST": "127.0.0.1", "PYTHONPATH": str(ROOT),

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -23,7 +25,7 @@ def scripts(tmp_path: Path) -> Path:
     return root
 
 
-def _edit(root: Path, change) -> Path:  # type: ignore[no-untyped-def]
+def _edit(root: Path, change: Callable[[dict[str, Any]], None]) -> Path:
     path = root / "tracks" / "wecom_add_gift.yml"
     data = yaml.safe_load(path.read_text(encoding="utf-8").replace("\n    on:", "\n    'on':"))
     change(data)
@@ -63,7 +65,7 @@ def test_unknown_intent(scripts: Path) -> None:
 
 
 def test_unknown_action_and_missing_variable(scripts: Path) -> None:
-    def change(d):  # type: ignore[no-untyped-def]
+    def change(d: dict[str, Any]) -> None:
         d["nodes"]["explain"]["actions"] = ["action_launch_rockets"]
         del d["variables"]["gift"]
     _edit(scripts, change)
@@ -73,7 +75,7 @@ def test_unknown_action_and_missing_variable(scripts: Path) -> None:
 
 
 def test_dead_end_loop(scripts: Path) -> None:
-    def change(d):  # type: ignore[no-untyped-def]
+    def change(d: dict[str, Any]) -> None:
         d["nodes"]["loop_a"] = {"say": ["bye_polite"], "next": "loop_b"}
         d["nodes"]["loop_b"] = {"say": ["bye_polite"], "next": "loop_a"}
         d["nodes"]["explain"]["on"]["thanks_bye"] = "loop_a"
