@@ -34,7 +34,8 @@ _cache_lock = threading.Lock()
 
 
 def vad_config(settings: Settings) -> VadConfig:
-    return VadConfig(threshold=settings.asr_vad_threshold, hangover_ms=settings.asr_hangover_ms)
+    t = settings.asr_vad_threshold
+    return VadConfig(threshold=t, neg_threshold=max(0.01, min(0.35, t - 0.15)), hangover_ms=settings.asr_hangover_ms)
 
 
 def load_recognizer(settings: Settings, backend: str | None = None, *, cached: bool = True) -> Recognizer:

@@ -1,10 +1,12 @@
 """Streaming session for one call leg: telephone frames in, ASR events out.
 
-Pure logic (no sockets, no threads): the server's WebSocket handler creates one session per
-call, calls `feed()` for every binary frame (FreeSWITCH mod_audio_fork / jambonz `listen`
-style: 8 kHz 16-bit PCM by default, or mu-law/A-law) and sends back `event.to_json()` for each
-event returned. `feed()` may run a recognizer pass (Whisper: a few hundred ms), so an asyncio
-server should call it through `asyncio.to_thread` / a worker pool.
+Pure call logic (no sockets): the server's WebSocket handler creates one session per call,
+calls `feed()` for every binary frame (FreeSWITCH mod_audio_fork / jambonz `listen` style:
+8 kHz 16-bit PCM by default, or mu-law/A-law) and sends back `event.to_json()` for each event
+returned. Whisper decodes in its own worker threads from the moment the caller pauses; the
+`feed()` that completes the hangover waits for that decode to finish (usually a few tens of ms,
+up to a decode's length), and vosk decodes inside `feed()` — so an asyncio server should call
+`feed()` through `asyncio.to_thread` / a worker pool.
 
 Events, in order for one utterance:
   speech_start, barge_in (only while `barge_in` is allowed, e.g. during a clip that permits it),
