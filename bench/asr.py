@@ -1,6 +1,6 @@
 """ASR benchmark on the committed test audio (tests/data/audio): accuracy, speed, latency, capacity.
 
-Run: .venv/bin/python bench/asr.py [--skip-concurrency] [--max-calls 8] [--dev DIR] [--write-results]
+Run: .venv/bin/python bench/asr.py [--skip-concurrency] [--max-calls 16] [--dev DIR] [--write-results]
      (--write-results replaces the "## ASR" section of bench/RESULTS.md)
 
 - CER after asr.normalize on both sides (Simplified, no punctuation, Arabic numbers), Whisper
@@ -216,7 +216,7 @@ def ms(v: float) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--skip-concurrency", action="store_true")
-    ap.add_argument("--max-calls", type=int, default=8)
+    ap.add_argument("--max-calls", type=int, default=16)
     ap.add_argument("--call-seconds", type=float, default=30.0)
     ap.add_argument("--write-results", action="store_true")
     ap.add_argument("--show-errors", action="store_true", help="print every misrecognised utterance (stderr)")
