@@ -17,6 +17,7 @@ import math
 import re
 import threading
 import zlib
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from difflib import SequenceMatcher
@@ -139,14 +140,17 @@ class WhisperRecognizer:
         self._prompt_cache: dict[tuple[str, ...], tuple[list[int], str]] = {}
         self._lock = threading.Lock()
         self._executor: ThreadPoolExecutor | None = None
+        self._busy = 0
 
-    @property
-    def executor(self) -> ThreadPoolExecutor:
-        """Background decodes for streams (as many at once as the model has workers)."""
+    def speculate(self, fn: Callable[[], Transcript]) -> Future[Transcript] | None:
+        """Run `fn` in the background if a model worker is idle, else None: under load,
+        speculative decodes that may be thrown away must not queue ahead of real ones."""
         with self._lock:
+            if self._busy >= self.config.num_workers:
+                return None
             if self._executor is None:
                 self._executor = ThreadPoolExecutor(self.config.num_workers, thread_name_prefix="whisper")
-            return self._executor
+            return self._executor.submit(fn)
 
     # -- protocol -----------------------------------------------------------------------------
 
@@ -175,6 +179,15 @@ class WhisperRecognizer:
 
     def decode(self, samples: np.ndarray, hints: AsrHints | None = None) -> Decoded:
         """Recognize one utterance (float32 at 16 kHz, at most 30 s)."""
+        with self._lock:
+            self._busy += 1
+        try:
+            return self._decode(samples, hints)
+        finally:
+            with self._lock:
+                self._busy -= 1
+
+    def _decode(self, samples: np.ndarray, hints: AsrHints | None) -> Decoded:
         cfg = self.config
         speech_s = len(samples) / SAMPLE_RATE
         window_s = min(30.0, max(cfg.min_window_s, math.ceil(speech_s + cfg.window_pad_s)))
@@ -245,9 +258,9 @@ class WhisperRecognizer:
 
 
 class WhisperStream:
-    """Collects one utterance. `prepare` starts decoding in the background (the speaker paused),
-    so that by the time the hangover confirms the end, `finish` usually only collects the result;
-    if more speech came after all, that speculative result is dropped."""
+    """Collects one utterance. `prepare` starts decoding in the background (the speaker paused)
+    when a model worker is idle, so that by the time the hangover confirms the end, `finish`
+    usually only collects the result; if more speech came after all, that result is dropped."""
 
     def __init__(self, rec: WhisperRecognizer, hints: AsrHints | None) -> None:
         self._rec, self._hints = rec, hints
@@ -271,15 +284,13 @@ class WhisperStream:
         return np.concatenate(self._chunks) if self._chunks else np.zeros(0, np.float32)
 
     def prepare(self) -> None:
-        if self._pending is not None:
-            if self._pending[0] == self._n:
-                return
-            self._pending[1].cancel()  # superseded; a no-op when it is already running
-        self._pending = (self._n, self._rec.executor.submit(self._decode, self._samples()))
+        if self._pending is not None and self._pending[0] == self._n:
+            return
+        samples = self._samples()
+        future = self._rec.speculate(lambda: self._decode(samples))
+        self._pending = (self._n, future) if future is not None else None
 
     def finish(self) -> Transcript:
-        if self._pending is not None and self._pending[0] == self._n and not self._pending[1].cancelled():
+        if self._pending is not None and self._pending[0] == self._n:
             return self._pending[1].result()
-        if self._pending is not None:
-            self._pending[1].cancel()
         return self._decode(self._samples())
