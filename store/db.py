@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -85,6 +86,20 @@ def migrate(engine: Engine) -> None:
             conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _MIGRATION_LOCK_ID})
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")
+
+
+@contextmanager
+def open_lock(data_dir: Path) -> Iterator[None]:
+    """Serialise first opens on this host (`huashu serve --workers N` forks N openers at once):
+    SQLite runs DDL outside a transaction, so two concurrent migrations would both create the
+    tables, and two processes could race to create the phone key file."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    with (data_dir / ".open.lock").open("a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def head_revision() -> str:

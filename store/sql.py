@@ -18,7 +18,7 @@ from huashu.settings import Settings
 from store import bulk, writer
 from store import schema as t
 from store.codec import as_aware, result_to_payload, row_to_result
-from store.db import create_engine, insert, is_connectivity_error, migrate, safe_url, translate_errors
+from store.db import create_engine, insert, is_connectivity_error, migrate, open_lock, safe_url, translate_errors
 from store.errors import StoreError
 from store.gate import (
     DO_NOT_CONTACT,
@@ -373,7 +373,7 @@ def open_store(settings: Settings) -> SqlStore:
     url = settings.effective_database_url
     engine = create_engine(url, settings.database_timeout_s)
     try:
-        with translate_errors(url):
+        with translate_errors(url), open_lock(settings.data_dir):
             migrate(engine)
             keys = load_keys(settings.phone_key, settings.data_dir)
             _check_key(engine, keys, url)

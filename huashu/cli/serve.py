@@ -74,13 +74,16 @@ def _check_redis(settings: Settings) -> None:
 
 
 def _prepare_workers(settings: Settings) -> None:
-    """Before forking N workers: one metrics directory for all, and the NLU model trained once
-    (not N times in parallel)."""
+    """Before forking N workers: one metrics directory for all, the store migrated and the NLU
+    model trained once (not N times in parallel)."""
     if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         path = Path(tempfile.gettempdir()) / f"huashu-metrics-{os.getpid()}"
         shutil.rmtree(path, ignore_errors=True)
         path.mkdir(parents=True)
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(path)
+    from store import open_store
+
+    open_store(settings).close()
     try:
         from nlu import load_classifier
     except ImportError:
