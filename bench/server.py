@@ -22,6 +22,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -124,11 +125,31 @@ def scrape(url: str) -> dict[str, float]:
     return out
 
 
-def measure(url: str, level: int, duration: float, interval: float, ramp: float, first: int = 0) -> dict[str, Any]:
+def tree_cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) of a process and its children (uvicorn's workers)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(stat.parent.name) == pid or int(fields[1]) == pid:  # fields[1]: ppid
+            total += (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+    return total
+
+
+def measure(url: str, level: int, duration: float, interval: float, ramp: float, first: int = 0,
+            pid: int | None = None) -> dict[str, Any]:
     """Calls placed evenly over `ramp` s (a dialer's calls-per-second), then `duration` s of steady
-    state; event latencies are from the steady state, start latencies from the ramp."""
+    state; event latencies are from the steady state, start latencies from the ramp. With `pid`,
+    the server's CPU time over the steady state is measured too."""
     before = scrape(url)
     load0 = os.getloadavg()[0]
+    cpu: list[float] = []
+    timers = [threading.Timer(ramp + x, lambda: cpu.append(tree_cpu_s(pid) if pid else 0.0)) for x in (0, duration)]
+    for timer in timers:
+        timer.start()
     cfg = SimConfig(url=url, track="wecom_add_gift", secret=SECRET, interval_s=interval, timeout_s=60)
     turns = [Turn.parse(s) for s in SCRIPT]
     result = asyncio.run(run_load(cfg, turns, concurrency=level, duration_s=ramp + duration, ramp_s=ramp,
@@ -140,12 +161,16 @@ def measure(url: str, level: int, duration: float, interval: float, ramp: float,
     fast = [s.seconds * 1000 for s in samples if s.kind in ("silence", "playback_done")]
     starts = [s.seconds * 1000 for s in result.samples if s.kind == "start"]
     errors = sum(1 for s in result.samples if s.status != 200) + sum(1 for c in result.calls if c.error)
+    for timer in timers:
+        timer.join()
     after = scrape(url)
     batches = after["batches"] - before["batches"]
     return {"fillers": after["fillers"] - before["fillers"],
             "batch": (after["utterances"] - before["utterances"]) / batches if batches else float("nan"),
             "loadavg": f"{load0:.1f}→{os.getloadavg()[0]:.1f}",
             "level": level, "callbacks": len(samples), "per_s": len(samples) / duration,
+            "cpu_ms": (cpu[1] - cpu[0]) * 1000 / max(len(samples), 1) if len(cpu) == 2 else float("nan"),
+            "cpu_pct": (cpu[1] - cpu[0]) * 100 / duration if len(cpu) == 2 else float("nan"),
             "speech_p50": percentile(speech, 50), "speech_p99": percentile(speech, 99),
             "event_p50": percentile(events, 50), "event_p99": percentile(events, 99),
             "fast_p50": percentile(fast, 50), "fast_p99": percentile(fast, 99),
@@ -156,13 +181,14 @@ def measure(url: str, level: int, duration: float, interval: float, ramp: float,
 def table(rows: list[dict[str, Any]]) -> str:
     head = ("| server | concurrent calls | callbacks | callbacks/s | speech p50 ms | speech p99 ms | "
             "silence/playback_done p50 / p99 ms | all events p99 ms | start p50 ms | start p99 ms | errors | fillers "
-            "| NLU batch | load avg |")
-    lines = [head, "|" + "---|" * 14]
+            "| NLU batch | server CPU ms/callback (% of a core) | load avg |")
+    lines = [head, "|" + "---|" * 15]
     for r in rows:
         lines.append(f"| {r['config']} | {r['level']} | {r['callbacks']} | {r['per_s']:.0f} | {r['speech_p50']:.1f} | "
                      f"{r['speech_p99']:.1f} | {r['fast_p50']:.1f} / {r['fast_p99']:.1f} | {r['event_p99']:.1f} | "
                      f"{r['start_p50']:.1f} | {r['start_p99']:.1f} | "
-                     f"{r['errors']} | {r['fillers']:.0f} | {r['batch']:.1f} | {r['loadavg']} |")
+                     f"{r['errors']} | {r['fillers']:.0f} | {r['batch']:.1f} | {r['cpu_ms']:.2f} ({r['cpu_pct']:.0f} %) | "
+                     f"{r['loadavg']} |")
     return "\n".join(lines)
 
 
@@ -196,7 +222,7 @@ def main() -> None:
         try:
             placed = 0
             for level in levels:
-                row = measure(url, level, args.duration, args.interval, args.ramp, placed)
+                row = measure(url, level, args.duration, args.interval, args.ramp, placed, proc.pid)
                 placed += int(row["calls"])
                 row["config"] = name
                 rows.append(row)

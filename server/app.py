@@ -8,6 +8,7 @@ only; the guard middleware checks sizes, signatures and keys before any route ru
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
@@ -118,6 +119,11 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         except Exception as exc:  # Redis down at boot: serve anyway, /healthz says degraded
             log.warning("session store not reachable at startup: %s", exc)
         app.state.huashu = context
+        # Models, tokenizer vocabularies and talk tracks are ~500k objects that live as long as the
+        # process; moved out of the cyclic GC's reach, its full passes stop walking them (measured:
+        # 200-500 ms pauses at 1,000 calls before). Refcounting frees them as usual.
+        gc.collect()
+        gc.freeze()
         log.info("huashu server ready: %d track(s), sessions=%s", len(rt.bundle.tracks), sessions.kind)
         try:
             yield

@@ -63,6 +63,7 @@ def create_engine(url: str, timeout_s: float) -> Engine:
     engine = sa.create_engine(parsed, **kwargs)
     if backend == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "begin", _sqlite_begin)
     return engine
 
 
@@ -72,6 +73,16 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.execute("PRAGMA synchronous=FULL")  # an opt-out is on disk when the commit returns
     cur.execute("PRAGMA foreign_keys=ON")
     cur.close()
+    # We emit BEGIN ourselves (below): the sqlite3 module's own implicit BEGIN is deferred and
+    # comes only before DML, which lets DDL run outside transactions.
+    dbapi_conn.isolation_level = None
+
+
+def _sqlite_begin(conn: Connection) -> None:
+    """Write transactions take SQLite's write lock up front (BEGIN IMMEDIATE): a deferred one that
+    reads first and writes later fails at once with "database is locked" when another process
+    wrote in between, where an immediate one waits its turn in the busy handler."""
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get("huashu_write") else "BEGIN")
 
 
 def migrate(engine: Engine) -> None:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager, nullcontext
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -29,6 +30,7 @@ from store.gate import (
     Caps,
     zone,
 )
+from store.group_commit import GroupCommit
 from store.outbox import OUTBOX_FILE_NAME, Outbox, OutboxEntry
 from store.phones import PhoneKeys, load_keys, mask_id
 from store.profiles import customer_from_row, profile_dict
@@ -56,10 +58,24 @@ class SqlStore:
         self._pending = outbox.count() > 0
         self._failures = 0
         self._retry_at = 0.0
+        # SQLite has one writer at a time. Threads of this process queue on a lock (woken the
+        # moment it is free) instead of in SQLite's busy handler, which sleeps in growing steps
+        # of up to 100 ms and, past the timeout, fails the write over to the outbox. Other
+        # processes still wait in the busy handler (writes BEGIN IMMEDIATE, see store.db).
+        self._sqlite = engine.dialect.name == "sqlite"
+        self._writer_lock = threading.Lock()
+        self._write_engine = engine.execution_options(huashu_write=True)
+        self._group = GroupCommit(self._write_engine.begin, self._writer_lock)
 
     # ---- plumbing -------------------------------------------------------------------------
-    def _tx(self, fn: Callable[[Connection], T]) -> T:
-        with translate_errors(self.url), self.engine.begin() as conn:
+    @contextmanager
+    def _writing(self) -> Iterator[Connection]:
+        """A write transaction (serialised per process on SQLite)."""
+        with self._writer_lock if self._sqlite else nullcontext(), self._write_engine.begin() as conn:
+            yield conn
+
+    def _tx(self, fn: Callable[[Connection], T], *, write: bool = False) -> T:
+        with translate_errors(self.url), (self._writing() if write else self.engine.begin()) as conn:
             return fn(conn)
 
     def _now(self) -> datetime:
@@ -102,7 +118,7 @@ class SqlStore:
             customer = self._load_customer(conn, customer_id)
             assert customer is not None
             return customer
-        return self._tx(run)
+        return self._tx(run, write=True)
 
     def upsert_customers(self, records: Iterable[CustomerRecord], batch: int = 2000,
                          progress: Callable[[int], None] | None = None) -> int:
@@ -119,7 +135,7 @@ class SqlStore:
                 if progress:
                     progress(min(batch, len(items) - i))
             return len(items)
-        return self._tx(run)
+        return self._tx(run, write=True)
 
     def customer_profile(self, customer_id: str) -> dict[str, Any] | None:
         """What `GET /v1/customers/{id}` returns (masked phone only); None for an unknown id."""
@@ -230,7 +246,9 @@ class SqlStore:
                         items: list[tuple[str, str, str, dict[str, Any], bool]]) -> Any:
         if not self._outbox_first():
             try:
-                with self.engine.begin() as conn:
+                if self._sqlite:  # concurrent writers share one transaction (store.group_commit)
+                    return self._group.run(fn)
+                with self._writing() as conn:
                     return fn(conn)
             except exc.SQLAlchemyError as err:
                 if not is_connectivity_error(err):
@@ -277,7 +295,7 @@ class SqlStore:
                             return True
                     continue
                 try:
-                    with self.engine.begin() as conn:
+                    with self._writing() as conn:
                         _replay(conn, entries, self._now())
                 except exc.SQLAlchemyError as err:
                     if not is_connectivity_error(err):
@@ -298,7 +316,7 @@ class SqlStore:
         and park the ones that still fail, so one bad entry never blocks the rest."""
         for entry in entries:
             try:
-                with self.engine.begin() as conn:
+                with self._writing() as conn:
                     _replay(conn, [entry], self._now())
             except exc.SQLAlchemyError as err:
                 if is_connectivity_error(err):
