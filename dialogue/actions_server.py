@@ -11,7 +11,6 @@ from huashu.settings import Settings
 def serve(settings: Settings, host: str, port: int, modules: tuple[str, ...] | None = None) -> None:
     """Blocking: serve the built-in actions (store-backed ones use the configured store)."""
     import store.actions as store_actions
-
     from store import open_store
 
     store_actions.configure(open_store(settings))

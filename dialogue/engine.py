@@ -87,7 +87,7 @@ class DialogueEngine:
         if self.store is not None:
             customer = self.store.ensure_customer(customer_id)
             if check_gate:
-                reason = self.store.check_contact(customer_id, at, channel)
+                reason = self.store.check_contact(customer_id, at, channel, conversation_id=call_id)
                 if reason:
                     raise CallRefused(reason)
             customer_vars = customer.track_variables()

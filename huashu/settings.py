@@ -55,6 +55,7 @@ class Settings(BaseSettings):
     redis_prefix: str = "huashu:"  # server: key prefix in Redis (tests use a unique one)
     jambonz_secret: str = ""  # server: jambonz webhook secret (Jambonz-Signature); empty: unchecked
     filler_clip: str = "filler"  # server: persona clip played when a turn misses the budget
+    otel: bool = False  # server: FastAPI's OpenTelemetry spans/metrics (needs a configured provider)
 
     @field_validator("calling_window")
     @classmethod

@@ -157,8 +157,10 @@ class SqlStore:
             cond = sa.or_(cond, d.phone_hash == phone_hash)
         return conn.execute(sa.select(d.reason).where(cond).limit(1)).scalar()
 
-    def check_contact(self, customer_id: str, at: datetime, channel: str = "call") -> str | None:
-        """None when the contact may start at `at`, else the contract's reason code (logged)."""
+    def check_contact(self, customer_id: str, at: datetime, channel: str = "call",
+                      conversation_id: str | None = None) -> str | None:
+        """None when the contact may start at `at`, else the contract's reason code (logged).
+        The attempt recorded for `conversation_id` itself (a retried start) is not counted."""
         if channel not in GATED_CHANNELS:
             return None
         at = self._aware(at)
@@ -180,9 +182,10 @@ class SqlStore:
                 return OUTSIDE_CALLING_WINDOW, masked
             day, week = self.caps.windows(at)
             a = t.contact_attempts.c
+            same = [a.conversation_id != conversation_id] if conversation_id else []
             n24, n7 = conn.execute(
                 sa.select(sa.func.count().filter(a.at > day), sa.func.count())
-                .where(a.customer_id == customer_id, a.channel == channel, a.at > week, a.at <= at)
+                .where(a.customer_id == customer_id, a.channel == channel, a.at > week, a.at <= at, *same)
             ).one()
             return (FREQUENCY_CAP if self.caps.exceeded(n24, n7) else None), masked
 

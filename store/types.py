@@ -58,8 +58,11 @@ class CustomerStore(Protocol):
         """The customer, created as a test customer when unknown (simulate's contract)."""
         ...
 
-    def check_contact(self, customer_id: str, at: datetime, channel: str = "call") -> str | None:
-        """None when a contact may start now, else the contract's refusal reason code."""
+    def check_contact(self, customer_id: str, at: datetime, channel: str = "call",
+                      conversation_id: str | None = None) -> str | None:
+        """None when a contact may start now, else the contract's refusal reason code.
+        `conversation_id`: the contact being (re)started; its own recorded attempt does not count
+        towards the caps (a gateway retrying a start is the same call, not a second one)."""
         ...
 
     def record_attempt(

@@ -203,3 +203,29 @@ def test_admin_reload_needs_the_key(make_settings: Callable[..., Settings]) -> N
         r = client.post("/admin/tracks/reload", headers={"Authorization": "Bearer adm"})
         assert r.status_code == 200 and TRACK in r.json()["tracks"]
         assert r.json()["generation"] == 1
+
+
+def test_a_start_retried_after_a_session_store_failure_is_not_capped_by_itself(
+        make_settings: Callable[..., Settings]) -> None:
+    """The gate recorded the attempt, then the session commit failed (Redis blip) → 503; the
+    gateway's retry of the same call must go through, even with one call a day allowed."""
+    from server.sessions import SessionsUnavailable
+
+    settings = make_settings(max_calls_per_day=1)
+    with client_for(settings) as client:
+        sessions = context(client).calls.sessions
+        real_commit = sessions.commit
+        failures = [1]
+
+        async def flaky_commit(*args, **kwargs):  # type: ignore[no-untyped-def]
+            if failures:
+                failures.pop()
+                raise SessionsUnavailable("Redis at HUASHU_REDIS_URL failed during commit: test")
+            return await real_commit(*args, **kwargs)
+
+        sessions.commit = flaky_commit  # type: ignore[method-assign]
+        first = client.post("/v1/calls", json=START)
+        assert first.status_code == 503
+        retry = client.post("/v1/calls", json=START)
+        assert retry.status_code == 200, retry.text
+        assert client.post("/v1/calls", json={**START, "call_id": "c-2"}).json() == {"refused": "frequency_cap"}

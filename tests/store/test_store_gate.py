@@ -101,3 +101,10 @@ def test_window_parsing() -> None:
     assert CallingWindow.parse("00:00-24:00").allows(datetime(2026, 1, 1, 23, 59))
     with pytest.raises(StoreError, match="HUASHU_CALLING_WINDOW"):
         CallingWindow.parse("9-21")
+
+
+def test_a_retried_start_is_not_capped_by_its_own_attempt(known: SqlStore) -> None:
+    known.record_attempt("c2", "call-1", at(1, 10))  # the start got this far, then its answer was lost
+    assert known.check_contact("c2", at(1, 10, 1), conversation_id="call-1") is None  # the gateway retries
+    assert known.check_contact("c2", at(1, 10, 1), conversation_id="call-2") == "frequency_cap"  # a new call
+    assert known.check_contact("c2", at(1, 10, 1)) == "frequency_cap"
