@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -217,7 +218,7 @@ def test_a_start_retried_after_a_session_store_failure_is_not_capped_by_itself(
         real_commit = sessions.commit
         failures = [1]
 
-        async def flaky_commit(*args, **kwargs):  # type: ignore[no-untyped-def]
+        async def flaky_commit(*args: Any, **kwargs: Any) -> bool:
             if failures:
                 failures.pop()
                 raise SessionsUnavailable("Redis at HUASHU_REDIS_URL failed during commit: test")

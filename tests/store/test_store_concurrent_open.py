@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import multiprocessing as mp
 from pathlib import Path
+from typing import Any
 
 from huashu.settings import Settings
 
 
-def _open(data_dir: str, barrier: mp.synchronize.Barrier, out: mp.Queue) -> None:  # type: ignore[type-arg]
+def _open(data_dir: str, barrier: Any, out: Any) -> None:
     from store import open_store
 
     barrier.wait()  # all processes hit the fresh database together

@@ -92,7 +92,7 @@ def test_one_bad_write_in_a_batch_fails_alone(engine: sa.Engine) -> None:
     assert isinstance(out[2], sa.exc.IntegrityError)
     assert [out[i] for i in (0, 1, 3, 4)] == ["a", "b", "c", "d"]
     with engine.connect() as conn:
-        rows = dict(conn.execute(sa.text("SELECT k, v FROM t")).all())  # type: ignore[arg-type]
+        rows: dict[str, int] = {k: v for k, v in conn.execute(sa.text("SELECT k, v FROM t"))}
     assert rows == {"dup": 0, "a": 1, "b": 2, "c": 4, "d": 5}
 
 
