@@ -5,7 +5,7 @@ for two reasons that matter on a phone line:
 - latency: `transcribe` always encodes a 30 s window (~1 s on two cores for the base model);
   customer replies are 1-6 s, so the encoder gets the utterance plus a short silent tail
   (`window_pad_s`, at least `min_window_s`), several times cheaper;
-- no hallucinated text: one greedy pass on a VAD segment, then the result is dropped when the
+- no hallucinated text: one pass (beam search, 2 beams) on a VAD segment, then the result is dropped when the
   model itself says it is not speech (no_speech_prob with a low log-probability), when it is
   repetitive junk (compression ratio, repeated n-grams), when it only echoes the prompt, or when
   it is one of Whisper's well-known subtitle credits.
@@ -44,7 +44,10 @@ class WhisperConfig:
     # did not lower CER on the dev set, and Whisper echoes prompt words ("普通") on short noises;
     # Traditional output is converted by OpenCC anyway.
     base_prompt: str = ""
-    beam_size: int = 1
+    # Two beams: lower CER with hints on the dev set in every condition (clean 11.1 → 10.1 %,
+    # telephone 14.3 → 13.4 %, noisy 17.1 → 14.6 %) for ~25 % more decode time, which the
+    # hangover still hides; wider beams gained nothing more on dev telephone audio.
+    beam_size: int = 2
     window_pad_s: float = 2.0  # silence appended to the utterance inside the encoder window
     min_window_s: float = 5.0
     fallback_logprob: float | None = None  # e.g. -0.7: unsure on the short window → decode again on 30 s (3x cost)

@@ -39,8 +39,8 @@ from asr import AsrHints, Recognizer, load_recognizer, transcribe_bytes
 from asr.audio import decode
 from asr.metrics import corpus_cer
 from asr.streaming import StreamingSession
-from asr.vad import speech_segments
-from asr.whisper_backend import WhisperRecognizer
+from asr.vad import FRAME_MS, VadConfig, speech_segments
+from asr.whisper_backend import WhisperConfig, WhisperRecognizer
 from bench._machine import machine, pct
 from huashu.settings import Settings
 
@@ -306,13 +306,15 @@ def main() -> None:
              f"{ms(pct(lv, 99))} | {ms(max(lv))} | {ms(pct(av, 50))} / {ms(pct(av, 90))} |")
     dt = decode_times(whisper, tel)
     emit()
-    emit(f"End of speech is where the signal's energy ends; these include the VAD noticing it (a frame or "
-         f"two) and the {base.asr_hangover_ms} ms hangover, so ~350-400 ms is the floor for any recognizer. "
-         "\"After endpoint\" is the recognizer's own share: from the hangover decision to the final. "
-         "Whisper starts decoding after 64 ms of non-speech (VadConfig.pause_ms), in the background, "
-         "so the decode overlaps the hangover: latency ≈ max(hangover, 64 ms + decode). "
+    vad = VadConfig()
+    emit(f"End of speech is where the signal's energy ends; these include the VAD noticing it (the frame "
+         f"in which it ends, and on a quiet line the first frame {vad.quiet_db:.0f} dB below the speech level) and "
+         f"the {base.asr_hangover_ms} ms hangover (whole {FRAME_MS} ms frames, rounded up), so ~350 ms is the floor "
+         "for any recognizer. \"After endpoint\" is the recognizer's own share: from the hangover decision to "
+         f"the final. Whisper starts decoding after {vad.pause_ms} ms of non-speech (VadConfig.pause_ms), in "
+         f"the background, so the decode overlaps the hangover: latency ≈ max(hangover, {vad.pause_ms} ms + decode). "
          f"Whisper decode per utterance on its own: p50 {ms(pct(dt, 50))} ms, p90 {ms(pct(dt, 90))} ms "
-         f"({len(dt)} segments, 2 threads). Load average now {os.getloadavg()[0]:.1f}.")
+         f"({len(dt)} segments, {base.asr_threads} threads, {WhisperConfig().beam_size} beams). Load average now {os.getloadavg()[0]:.1f}.")
     if not args.skip_concurrency:
         emit()
         conc = load_recognizer(Settings(asr_threads=1, asr_workers=2), "whisper", cached=False)

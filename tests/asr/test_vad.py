@@ -87,3 +87,48 @@ def test_max_segment_forces_an_end() -> None:
     segs = speech_segments(x.tobytes(), VadConfig(max_segment_s=1.0))
     assert len(segs) >= 2
     assert all(len(s.pcm) / 2 / SAMPLE_RATE <= 1.0 + FRAME / SAMPLE_RATE for s in segs)
+
+
+def _end_lags(kind: str, config: VadConfig | None = None) -> list[float]:
+    """Seconds from the end of the speech energy to the "end" event, for every test utterance."""
+    lags = []
+    for path in sorted((AUDIO / kind).glob("zh*.wav")):
+        x = pcm16k(path)
+        _, off = energy_bounds(x)
+        ep = Endpointer(config or VadConfig())
+        ends = [e for e in ep.feed(np.concatenate([x, np.zeros(SAMPLE_RATE, np.int16)])) if e.kind == "end"]
+        lags.append(ends[-1].time_s - off)
+    return lags
+
+
+@pytest.mark.parametrize("kind", ["clean", "tel"])
+def test_utterance_ends_soon_after_the_speech_does(kind: str) -> None:
+    # The hangover (300 ms, 10 frames = 320 ms) plus at most a few frames to notice the end:
+    # Silero alone notices 2-3 frames late (its probability decays slowly); the energy rule
+    # notices at the first quiet frame.
+    lags = _end_lags(kind)
+    assert len(lags) == 54
+    assert min(lags) >= 0.3
+    assert max(lags) <= 0.45
+    assert float(np.median(lags)) <= 0.38
+    silero_alone = _end_lags(kind, VadConfig(quiet_db=None))
+    assert float(np.median(silero_alone) - np.median(lags)) >= 0.03
+
+
+@pytest.mark.parametrize("uid", ["zh05", "zh15", "zh30", "zh33"])
+def test_on_a_noisy_line_silero_alone_decides(uid: str) -> None:
+    # 8-14 dB SNR: the noise is never 35 dB below the speech, so the energy rule stays out of it.
+    x = pcm16k(AUDIO / "noisy" / f"{uid}.wav")
+    events = [Endpointer(c).feed(x) for c in (VadConfig(), VadConfig(quiet_db=None))]
+    assert [(e.kind, e.time_s) for e in events[0]] == [(e.kind, e.time_s) for e in events[1]]
+    assert any(e.kind == "start" for e in events[0])
+
+
+def test_pause_ends_the_utterance_only_after_the_hangover() -> None:
+    a, b = pcm16k(AUDIO / "tel" / "zh01.wav"), pcm16k(AUDIO / "tel" / "zh21.wav")
+    _, a_off = energy_bounds(a)
+    b_on, _ = energy_bounds(b)
+    head, tail = a[: int(a_off * SAMPLE_RATE)], b[int(b_on * SAMPLE_RATE) :]
+    for gap_s, n in ((0.25, 1), (0.5, 2)):  # on a quiet line, measured from the energy
+        joined = np.concatenate([head, np.zeros(int(gap_s * SAMPLE_RATE), np.int16), tail])
+        assert len(speech_segments(joined.tobytes())) == n, gap_s
