@@ -46,6 +46,7 @@ class Settings(BaseSettings):
     asr_threads: int = 2  # CPU threads per Whisper decode
     asr_workers: int = 1  # concurrent Whisper decodes per process
     nlu_model_dir: str = ""  # empty: <data_dir>/nlu-model
+    nlu_threads: int = 1  # server: torch intra-op threads per process (parallelism = batching + workers)
     scripts_dir: str = ""  # empty: the scripts_zh shipped with the package
     public_base_url: str = "http://127.0.0.1:8000"
     callback_budget_ms: int = 1500

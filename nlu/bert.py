@@ -116,6 +116,13 @@ class BertIntentModel:
         return loaded
 
 
+def set_inference_threads(threads: int) -> None:
+    """torch's intra-op threads for this process. A server wants 1: its parallelism is batching
+    and worker processes, and OpenMP's extra threads spin-wait between the many small batches,
+    burning a core the event loop needs."""
+    torch.set_num_threads(max(1, threads))
+
+
 def train_bert(texts: Sequence[str], labels: Sequence[int] | np.ndarray, label_names: Sequence[str], directory: Path,
                *, spec: BertSpec = BertSpec(), seed: int = 13, threads: int = 2,
                progress: Callable[[int, int], None] | None = None) -> BertIntentModel:

@@ -94,7 +94,7 @@ def default_clock(settings: Settings) -> Callable[[], datetime]:
 
 def create_app(settings: Settings | None = None, *, runtime: Runtime | None = None,
                classifier: IntentClassifier | None = None, clock: Callable[[], datetime] | None = None,
-               turn_threads: int = 32, start_threads: int = 2) -> FastAPI:
+               turn_threads: int = 32, start_threads: int = 8) -> FastAPI:
     """The app. `runtime`/`classifier`/`clock` are for tests and embedding; by default the
     lifespan builds the Runtime from `settings` (training the NLU model if it is missing)."""
     settings = settings or Settings()
@@ -107,6 +107,8 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         loop = asyncio.get_running_loop()
         rt: Runtime = runtime if runtime is not None else await loop.run_in_executor(
             executor, lambda: build_runtime(settings, classifier=classifier))
+        if runtime is None:  # our own process: one torch thread (see nlu.bert.set_inference_threads)
+            await loop.run_in_executor(executor, _torch_threads, settings.nlu_threads)
         original = rt.engine.classifier
         rt.engine.classifier = batching(original, metrics.nlu_batch.observe)  # concurrent turns share NLU passes
         sessions = open_sessions(settings)
@@ -162,6 +164,14 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     jambonz.register(app)
     _include_wecom(app)
     return app
+
+
+def _torch_threads(n: int) -> None:
+    try:
+        from nlu.bert import set_inference_threads
+    except ImportError:  # an NLU without torch
+        return
+    set_inference_threads(n)
 
 
 def handled_exceptions() -> tuple[type[Exception], ...]:

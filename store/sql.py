@@ -113,6 +113,11 @@ class SqlStore:
         return customer_from_row(row, tags, self._dnc_reason(conn, customer_id, row.phone_hash) is not None)
 
     def ensure_customer(self, customer_id: str) -> Customer:
+        # Known customers (every imported one) are only read: no write lock on a call's start.
+        known = self.get_customer(customer_id)
+        if known is not None:
+            return known
+
         def run(conn: Connection) -> Customer:
             writer.ensure_customers(conn, {customer_id}, self._now())
             customer = self._load_customer(conn, customer_id)
