@@ -8,7 +8,9 @@ queued so far in ONE transaction and hands each waiter its own result. Callers s
 only after their write is committed, so nothing that was durable before is less durable now.
 
 One bad write never fails the others: when the shared transaction fails, each piece of work is
-run again in a transaction of its own and gets its own result or error.
+run again in a transaction of its own and gets its own result or error. An unreachable or locked
+database is everyone's error at once: each caller gets it (and queues its write in the outbox)
+without the batch waiting out the same outage once per writer.
 """
 
 from __future__ import annotations
@@ -33,8 +35,10 @@ class _Work:
 class GroupCommit:
     """`run(fn)` → fn(conn)'s result, committed; concurrent calls are merged (see module doc)."""
 
-    def __init__(self, begin: Callable[[], AbstractContextManager[Connection]], lock: threading.Lock) -> None:
+    def __init__(self, begin: Callable[[], AbstractContextManager[Connection]], lock: threading.Lock,
+                 shared: Callable[[BaseException], bool] = lambda _: False) -> None:
         self._begin = begin
+        self._shared = shared  # errors that are nobody's fault (database unreachable): no retry alone
         self._lock = lock  # the process's write lock (also taken by other writers of the store)
         self._queue: list[_Work] = []
         self._queue_lock = threading.Lock()
@@ -61,8 +65,9 @@ class GroupCommit:
             with self._begin() as conn:
                 results = [w.fn(conn) for w in batch]
         except BaseException as err:
-            if len(batch) == 1:
-                batch[0].error, batch[0].done = err, True
+            if len(batch) == 1 or self._shared(err):  # retrying each would wait out the same outage N times
+                for w in batch:
+                    w.error, w.done = err, True
                 return
             for w in batch:  # isolate: every piece of work on its own
                 try:

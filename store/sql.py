@@ -65,7 +65,7 @@ class SqlStore:
         self._sqlite = engine.dialect.name == "sqlite"
         self._writer_lock = threading.Lock()
         self._write_engine = engine.execution_options(huashu_write=True)
-        self._group = GroupCommit(self._write_engine.begin, self._writer_lock)
+        self._group = GroupCommit(self._write_engine.begin, self._writer_lock, is_connectivity_error)
 
     # ---- plumbing -------------------------------------------------------------------------
     @contextmanager
