@@ -85,11 +85,15 @@ class DialogueEngine:
         track = self.bundle.track(track_id)
         customer_vars: dict[str, str] = {}
         if self.store is not None:
-            customer = self.store.ensure_customer(customer_id)
-            if check_gate:
-                reason = self.store.check_contact(customer_id, at, channel, conversation_id=call_id)
-                if reason:
-                    raise CallRefused(reason)
+            opener = getattr(self.store, "open_contact", None) if check_gate else None
+            if opener is not None:  # the store's one-transaction form of the two steps below
+                customer, reason = opener(customer_id, at, channel, conversation_id=call_id)
+            else:
+                customer = self.store.ensure_customer(customer_id)
+                reason = self.store.check_contact(customer_id, at, channel, conversation_id=call_id) \
+                    if check_gate else None
+            if reason:
+                raise CallRefused(reason)
             customer_vars = customer.track_variables()
             self.store.record_attempt(customer_id, call_id, at, channel)
         state = SessionState(

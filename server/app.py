@@ -32,6 +32,7 @@ from server import models as m
 from server.batching import BatchingClassifier, batching
 from server.calls import CallService
 from server.errors import NotFound, Unavailable, error_response, json_response
+from server.fastpath import FastCalls
 from server.guard import Guard
 from server.metrics import Metrics
 from server.sessions import SessionStore, open_sessions
@@ -153,6 +154,8 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
 
     for exc_type in handled_exceptions():
         app.add_exception_handler(exc_type, handle)
+    # Added first, so it runs inside the Guard: call start and events skip the framework's routing.
+    app.add_middleware(FastCalls)
     app.add_middleware(Guard, max_body=settings.max_body_bytes, gateway_secrets=lambda: settings.gateway_secrets,
                        agent_keys=lambda: settings.agent_key_list, jambonz_secret=lambda: settings.jambonz_secret,
                        metrics=metrics)

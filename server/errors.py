@@ -6,7 +6,6 @@ with a message that says what to fix; only a bug is a 500 (logged, no detail lea
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any
 
@@ -15,6 +14,7 @@ from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
+from huashu import fastjson
 from server.sessions import SessionsUnavailable
 
 log = logging.getLogger("huashu.server")
@@ -67,7 +67,7 @@ class Unavailable(ApiError):
 
 def json_bytes(data: Any) -> bytes:
     """The server's one JSON encoding (compact, UTF-8): cached bodies replay byte for byte."""
-    return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()
+    return fastjson.dumps(data)
 
 
 def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:

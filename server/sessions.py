@@ -11,12 +11,12 @@ conversation back).
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
+from huashu import fastjson
 from huashu.settings import Settings
 
 
@@ -49,14 +49,13 @@ class CallRecord:
         return replace(self, version=self.version + 1, **changes)
 
     def dumps(self) -> bytes:
-        return json.dumps({"state": self.state, "version": self.version, "last_seq": self.last_seq,
-                           "start_digest": self.start_digest, "pending": self.pending,
-                           "deferred": self.deferred, "extra": self.extra},
-                          ensure_ascii=False, separators=(",", ":")).encode()
+        return fastjson.dumps({"state": self.state, "version": self.version, "last_seq": self.last_seq,
+                               "start_digest": self.start_digest, "pending": self.pending,
+                               "deferred": self.deferred, "extra": self.extra})
 
     @classmethod
     def loads(cls, raw: bytes | str) -> CallRecord:
-        d = json.loads(raw)
+        d = fastjson.loads(raw)
         return cls(state=d["state"], version=int(d["version"]), last_seq=int(d["last_seq"]),
                    start_digest=d.get("start_digest", ""), pending=d.get("pending"),
                    deferred=d.get("deferred"), extra=d.get("extra") or {})

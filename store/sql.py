@@ -99,18 +99,22 @@ class SqlStore:
         return self._tx(lambda conn: self._load_customer(conn, customer_id))
 
     def _load_customer(self, conn: Connection, customer_id: str) -> Customer | None:
-        row = conn.execute(
+        row = self._customer_row(conn, customer_id)
+        return None if row is None else self._customer_from(conn, row)
+
+    def _customer_row(self, conn: Connection, customer_id: str) -> Any:
+        return conn.execute(
             sa.select(t.customers, t.orders.c.deposit_paid, t.orders.c.deposit_product,
                       t.orders.c.deposit_amount, t.orders.c.balance_paid, t.orders.c.purchase_count,
                       t.orders.c.last_purchase_at, t.orders.c.total_spent, t.orders.c.cycle_days)
             .select_from(t.customers.outerjoin(t.orders))
             .where(t.customers.c.customer_id == customer_id)
         ).first()
-        if row is None:
-            return None
+
+    def _customer_from(self, conn: Connection, row: Any) -> Customer:
         tags = frozenset(conn.execute(
-            sa.select(t.tags.c.tag).where(t.tags.c.customer_id == customer_id).distinct()).scalars())
-        return customer_from_row(row, tags, self._dnc_reason(conn, customer_id, row.phone_hash) is not None)
+            sa.select(t.tags.c.tag).where(t.tags.c.customer_id == row.customer_id).distinct()).scalars())
+        return customer_from_row(row, tags, self._dnc_reason(conn, row.customer_id, row.phone_hash) is not None)
 
     def ensure_customer(self, customer_id: str) -> Customer:
         # Known customers (every imported one) are only read: no write lock on a call's start.
@@ -169,33 +173,65 @@ class SqlStore:
         if channel not in GATED_CHANNELS:
             return None
         at = self._aware(at)
-        if self._pending:
-            self._outbox_first()
-            if self._outbox.blocks_contact(customer_id):
-                return self._refuse(customer_id, "", channel, at, DO_NOT_CONTACT)
+        if self._outbox_blocks(customer_id):
+            return self._refuse(customer_id, "", channel, at, DO_NOT_CONTACT)
 
         def run(conn: Connection) -> tuple[str | None, str]:
             c = t.customers.c
             cust = conn.execute(sa.select(c.phone_hash, c.phone_masked, c.timezone)
                                 .where(c.customer_id == customer_id)).first()
-            phone_hash = cust.phone_hash if cust else None
             masked = cust.phone_masked if cust else ""
-            if self._dnc_reason(conn, customer_id, phone_hash) is not None:
-                return DO_NOT_CONTACT, masked
-            tz = zone(cust.timezone, "customer timezone") if cust and cust.timezone else self.tz
-            if not self.window.allows(at.astimezone(tz)):
-                return OUTSIDE_CALLING_WINDOW, masked
-            day, week = self.caps.windows(at)
-            a = t.contact_attempts.c
-            same = [a.conversation_id != conversation_id] if conversation_id else []
-            n24, n7 = conn.execute(
-                sa.select(sa.func.count().filter(a.at > day), sa.func.count())
-                .where(a.customer_id == customer_id, a.channel == channel, a.at > week, a.at <= at, *same)
-            ).one()
-            return (FREQUENCY_CAP if self.caps.exceeded(n24, n7) else None), masked
+            dnc = self._dnc_reason(conn, customer_id, cust.phone_hash if cust else None) is not None
+            return self._gate(conn, customer_id, at, channel, conversation_id, dnc,
+                              cust.timezone if cust else None), masked
 
         reason, masked = self._tx(run)
         return None if reason is None else self._refuse(customer_id, masked, channel, at, reason)
+
+    def open_contact(self, customer_id: str, at: datetime, channel: str = "call",
+                     conversation_id: str | None = None) -> tuple[Customer, str | None]:
+        """`ensure_customer` + `check_contact` for a contact about to start, in one read
+        transaction for a known customer (the hot path of every call start)."""
+        if channel not in GATED_CHANNELS or self._outbox_blocks(customer_id):
+            return self.ensure_customer(customer_id), self.check_contact(customer_id, at, channel, conversation_id)
+        at = self._aware(at)
+
+        def run(conn: Connection) -> tuple[Customer | None, str | None, str | None]:
+            row = self._customer_row(conn, customer_id)
+            if row is None:
+                return None, None, None
+            customer = self._customer_from(conn, row)
+            return customer, self._gate(conn, customer_id, at, channel, conversation_id,
+                                        customer.do_not_contact, row.timezone), row.phone_masked
+
+        customer, reason, masked = self._tx(run)
+        if customer is None:  # not imported yet: created as a test customer (a write), then gated
+            return self.ensure_customer(customer_id), self.check_contact(customer_id, at, channel, conversation_id)
+        return customer, None if reason is None else self._refuse(customer_id, masked or "", channel, at, reason)
+
+    def _outbox_blocks(self, customer_id: str) -> bool:
+        """An opt-out still queued in the outbox (database was down) blocks at once."""
+        if not self._pending:
+            return False
+        self._outbox_first()
+        return self._outbox.blocks_contact(customer_id)
+
+    def _gate(self, conn: Connection, customer_id: str, at: datetime, channel: str,
+              conversation_id: str | None, dnc: bool, tz_name: str | None) -> str | None:
+        """The gate's reason (None: allowed): do-not-contact, calling window, frequency caps."""
+        if dnc:
+            return DO_NOT_CONTACT
+        tz = zone(tz_name, "customer timezone") if tz_name else self.tz
+        if not self.window.allows(at.astimezone(tz)):
+            return OUTSIDE_CALLING_WINDOW
+        day, week = self.caps.windows(at)
+        a = t.contact_attempts.c
+        same = [a.conversation_id != conversation_id] if conversation_id else []
+        n24, n7 = conn.execute(
+            sa.select(sa.func.count().filter(a.at > day), sa.func.count())
+            .where(a.customer_id == customer_id, a.channel == channel, a.at > week, a.at <= at, *same)
+        ).one()
+        return FREQUENCY_CAP if self.caps.exceeded(n24, n7) else None
 
     def _refuse(self, customer_id: str, masked: str, channel: str, at: datetime, reason: str) -> str:
         log.info("contact refused: reason=%s customer=%s phone=%s channel=%s at=%s",

@@ -108,3 +108,33 @@ def test_a_retried_start_is_not_capped_by_its_own_attempt(known: SqlStore) -> No
     assert known.check_contact("c2", at(1, 10, 1), conversation_id="call-1") is None  # the gateway retries
     assert known.check_contact("c2", at(1, 10, 1), conversation_id="call-2") == "frequency_cap"  # a new call
     assert known.check_contact("c2", at(1, 10, 1)) == "frequency_cap"
+
+
+def _both(store: SqlStore, customer_id: str, when: datetime, channel: str = "call",
+          conversation_id: str | None = None) -> tuple[object, str | None]:
+    return (store.ensure_customer(customer_id),
+            store.check_contact(customer_id, when, channel, conversation_id=conversation_id))
+
+
+def test_open_contact_answers_what_ensure_and_check_answer(known: SqlStore) -> None:
+    """The one-transaction start (what every call start uses) agrees with the two-step form."""
+    known.record_attempt("c2", "call-1", at(1, 10))
+    cases = [("c1", at(1, 10), "call", None), ("c1", at(1, 22, 30), "call", None),
+             ("c2", at(1, 15), "call", None), ("c2", at(1, 15), "call", "call-1"),
+             ("c2", at(1, 15), "sms", None), ("c1", at(1, 23), "chat", None)]
+    for cid, when, channel, conv in cases:
+        assert known.open_contact(cid, when, channel, conversation_id=conv) == _both(known, cid, when, channel, conv), \
+            (cid, when, channel, conv)
+    # the same phone under another customer id is blocked too (phone hash)
+    known.upsert_customers([customer("c3", "13900001111")])
+    known.mark_do_not_contact("c1", "opt_out", "call:x", at(1, 10))
+    customer3, reason = known.open_contact("c3", at(1, 11))
+    assert reason == "do_not_contact" and customer3.customer_id == "c3"
+    assert known.open_contact("c1", at(1, 11))[0].do_not_contact
+
+
+def test_open_contact_creates_an_unknown_customer_then_gates_it(known: SqlStore) -> None:
+    assert known.get_customer("stranger") is None
+    found, reason = known.open_contact("stranger", at(1, 23))
+    assert reason == "outside_calling_window" and found.is_test
+    assert known.get_customer("stranger") is not None
