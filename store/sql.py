@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
-from sqlalchemy import exc
 from sqlalchemy.engine import Connection, Engine
 
 from dialogue.types import ConversationResult
@@ -20,6 +18,7 @@ from store import bulk, writer
 from store import schema as t
 from store.codec import as_aware, result_to_payload, row_to_result
 from store.db import create_engine, insert, is_connectivity_error, migrate, open_lock, safe_url, translate_errors
+from store.durable import DurableWrites, jsonable
 from store.errors import StoreError
 from store.gate import (
     DO_NOT_CONTACT,
@@ -31,17 +30,16 @@ from store.gate import (
     zone,
 )
 from store.group_commit import GroupCommit
-from store.outbox import OUTBOX_FILE_NAME, Outbox, OutboxEntry
+from store.outbox import OUTBOX_FILE_NAME, Outbox
 from store.phones import PhoneKeys, load_keys, mask_id
 from store.profiles import customer_from_row, profile_dict
 from store.types import Customer, CustomerRecord
 
 log = logging.getLogger("huashu.store")
 T = TypeVar("T")
-FLUSH_BATCH = 500
 
 
-class SqlStore:
+class SqlStore(DurableWrites):
     """Implements store.types.CustomerStore plus import, profiles, analytics rows and the outbox."""
 
     def __init__(self, settings: Settings, engine: Engine, keys: PhoneKeys, outbox: Outbox) -> None:
@@ -52,12 +50,7 @@ class SqlStore:
         self.tz = zone(settings.timezone)
         self.window = CallingWindow.parse(settings.calling_window)
         self.caps = Caps(settings.max_calls_per_day, settings.max_calls_per_week)
-        self._outbox = outbox
-        self._state_lock = threading.Lock()  # orders outbox puts against "outbox is empty"
-        self._flush_lock = threading.Lock()
-        self._pending = outbox.count() > 0
-        self._failures = 0
-        self._retry_at = 0.0
+        super().__init__(outbox)
         # SQLite has one writer at a time. Threads of this process queue on a lock (woken the
         # moment it is free) instead of in SQLite's busy handler, which sleeps in growing steps
         # of up to 100 ms and, past the timeout, fails the write over to the outbox. Other
@@ -244,7 +237,7 @@ class SqlStore:
         row = {"customer_id": customer_id, "conversation_id": conversation_id, "channel": channel,
                "at": self._aware(at)}
         self._write_or_queue(lambda conn: writer.write_attempts(conn, [row]),
-                             [("attempt", conversation_id, customer_id, _jsonable(row), False)])
+                             [("attempt", conversation_id, customer_id, jsonable(row), False)])
 
     def record_attempts(self, attempts: Sequence[tuple[str, str, datetime, str]]) -> None:
         """Many (customer_id, conversation_id, at, channel) attempts in one transaction."""
@@ -252,7 +245,7 @@ class SqlStore:
             {"customer_id": c, "conversation_id": k, "channel": ch, "at": self._aware(a)} for c, k, a, ch in attempts]
         if rows:
             self._write_or_queue(lambda conn: writer.write_attempts(conn, rows),
-                                 [("attempt", str(r["conversation_id"]), str(r["customer_id"]), _jsonable(r), False)
+                                 [("attempt", str(r["conversation_id"]), str(r["customer_id"]), jsonable(r), False)
                                   for r in rows])
 
     def mark_do_not_contact(self, customer_id: str, reason: str, source: str, at: datetime) -> None:
@@ -260,7 +253,7 @@ class SqlStore:
         row = {"customer_id": customer_id, "reason": reason[:64], "source": source[:64],
                "at": self._aware(at)}
         self._write_or_queue(lambda conn: writer.write_dnc(conn, [row]),
-                             [("dnc", customer_id, customer_id, _jsonable(row), True)])
+                             [("dnc", customer_id, customer_id, jsonable(row), True)])
         log.info("do-not-contact: customer=%s reason=%s source=%s", mask_id(customer_id), reason, source)
 
     def attempted(self, conversation_ids: set[str]) -> set[str]:
@@ -286,112 +279,6 @@ class SqlStore:
         return self._write_or_queue(lambda conn: len(writer.write_results(conn, payloads, self._now())),
                                     items)
 
-    def _write_or_queue(self, fn: Callable[[Connection], Any],
-                        items: list[tuple[str, str, str, dict[str, Any], bool]]) -> Any:
-        if not self._outbox_first():
-            try:
-                if self._sqlite:  # concurrent writers share one transaction (store.group_commit)
-                    return self._group.run(fn)
-                with self._writing() as conn:
-                    return fn(conn)
-            except exc.SQLAlchemyError as err:
-                if not is_connectivity_error(err):
-                    raise
-                self._open_circuit(err)
-        with self._state_lock:
-            new = self._outbox.put_many(items)
-            self._pending = True
-        return new
-
-    def _open_circuit(self, err: BaseException) -> None:
-        with self._state_lock:
-            now = time.monotonic()
-            if now < self._retry_at:  # already open: another thread saw the same outage
-                return
-            self._failures += 1
-            delay = min(15.0, 0.25 * 2 ** min(self._failures, 8))
-            self._retry_at = now + delay
-        orig = getattr(err, "orig", None) or err
-        log.warning("database %s unreachable (%s); writes go to the outbox %s, retry in %.1fs",
-                    safe_url(self.url), str(orig).strip().splitlines()[0] if str(orig).strip() else "",
-                    self._outbox.path, delay)
-
-    def _outbox_first(self) -> bool:
-        """True when new writes must queue behind the outbox (it could not be emptied now)."""
-        if not self._pending:
-            return False
-        if time.monotonic() < self._retry_at:
-            return True
-        return not self._flush(block=False)
-
-    def _flush(self, block: bool) -> bool:
-        """Replay the outbox in order; True when it is empty afterwards."""
-        if not self._flush_lock.acquire(blocking=block):
-            return False
-        try:
-            while True:
-                entries = self._outbox.peek(FLUSH_BATCH)
-                if not entries:
-                    with self._state_lock:
-                        if self._outbox.count() == 0:
-                            self._pending = False
-                            self._failures = 0
-                            return True
-                    continue
-                try:
-                    with self._writing() as conn:
-                        _replay(conn, entries, self._now())
-                except exc.SQLAlchemyError as err:
-                    if not is_connectivity_error(err):
-                        self._isolate_poison(entries)
-                        continue
-                    self._outbox.mark_failed([e.id for e in entries], str(err)[:500])
-                    self._open_circuit(err)
-                    return False
-                except (KeyError, TypeError, ValueError):
-                    self._isolate_poison(entries)
-                    continue
-                self._outbox.delete([e.id for e in entries])
-        finally:
-            self._flush_lock.release()
-
-    def _isolate_poison(self, entries: list[OutboxEntry]) -> None:
-        """A batch the database rejects for its content (not for being down): replay entry by entry
-        and park the ones that still fail, so one bad entry never blocks the rest."""
-        for entry in entries:
-            try:
-                with self._writing() as conn:
-                    _replay(conn, [entry], self._now())
-            except exc.SQLAlchemyError as err:
-                if is_connectivity_error(err):
-                    raise
-                self._outbox.park(entry.id, str(err))
-                log.error("outbox entry %s (%s) rejected by the database, parked in %s: %s", entry.id,
-                          entry.kind, self._outbox.path, str(err).splitlines()[0][:200])
-            except (KeyError, TypeError, ValueError) as err:
-                self._outbox.park(entry.id, repr(err))
-                log.error("outbox entry %s (%s) unreadable, parked in %s: %r", entry.id, entry.kind,
-                          self._outbox.path, err)
-            else:
-                self._outbox.delete([entry.id])
-
-    def flush_outbox(self, wait_s: float = 0.0) -> int:
-        """Write queued results to the database, retrying with backoff for up to `wait_s` seconds.
-        Returns how many entries were flushed; what could not be flushed stays queued."""
-        before = self._outbox.count()
-        self._pending = self._pending or before > 0
-        deadline = time.monotonic() + wait_s
-        while self._pending:
-            if self._flush(block=True):
-                break
-            if time.monotonic() >= deadline:
-                break
-            time.sleep(max(0.0, min(self._retry_at, deadline) - time.monotonic()))
-        return before - self._outbox.count()
-
-    def outbox_pending(self) -> int:
-        return self._outbox.count()
-
     # ---- analytics ------------------------------------------------------------------------------
     def list_conversations(self, track: str | None = None, since: datetime | None = None,
                            customer_id: str | None = None,
@@ -408,26 +295,6 @@ class SqlStore:
         if limit is not None:
             q = q.limit(limit)
         return self._tx(lambda conn: [row_to_result(r, self.tz) for r in conn.execute(q)])
-
-
-def _replay(conn: Connection, entries: list[OutboxEntry], now: datetime) -> None:
-    results = [e.payload for e in entries if e.kind == "result"]
-    if results:
-        writer.write_results(conn, results, now)
-    dnc = [_from_jsonable(e.payload) for e in entries if e.kind == "dnc"]
-    if dnc:
-        writer.write_dnc(conn, dnc)
-    attempts = [_from_jsonable(e.payload) for e in entries if e.kind == "attempt"]
-    if attempts:
-        writer.write_attempts(conn, attempts)
-
-
-def _jsonable(row: dict[str, Any]) -> dict[str, Any]:
-    return {k: v.isoformat() if isinstance(v, datetime) else v for k, v in row.items()}
-
-
-def _from_jsonable(row: dict[str, Any]) -> dict[str, Any]:
-    return {k: datetime.fromisoformat(v) if k == "at" else v for k, v in row.items()}
 
 
 def open_store(settings: Settings) -> SqlStore:
