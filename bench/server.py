@@ -160,6 +160,9 @@ def measure(url: str, level: int, duration: float, interval: float, ramp: float,
     speech = [s.seconds * 1000 for s in samples if s.kind == "speech"]
     fast = [s.seconds * 1000 for s in samples if s.kind in ("silence", "playback_done")]
     starts = [s.seconds * 1000 for s in result.samples if s.kind == "start"]
+    # After the steady state every call hangs up at its next turn: all of them within ~one interval
+    # (a campaign stopped, a trunk dropped). Their hangups each end a call and write its result.
+    wind_down = [s.seconds * 1000 for s in result.samples if s.kind == "hangup" and s.at >= steady_to]
     errors = sum(1 for s in result.samples if s.status != 200) + sum(1 for c in result.calls if c.error)
     for timer in timers:
         timer.join()
@@ -175,20 +178,21 @@ def measure(url: str, level: int, duration: float, interval: float, ramp: float,
             "event_p50": percentile(events, 50), "event_p99": percentile(events, 99),
             "fast_p50": percentile(fast, 50), "fast_p99": percentile(fast, 99),
             "start_p50": percentile(starts, 50), "start_p99": percentile(starts, 99), "errors": errors,
+            "hangups": len(wind_down), "hangup_p50": percentile(wind_down, 50), "hangup_p99": percentile(wind_down, 99),
             "calls": len(result.calls), "wall_s": result.wall_s}
 
 
 def table(rows: list[dict[str, Any]]) -> str:
     head = ("| server | concurrent calls | callbacks | callbacks/s | speech p50 ms | speech p99 ms | "
             "silence/playback_done p50 / p99 ms | all events p99 ms | start p50 ms | start p99 ms | errors | fillers "
-            "| NLU batch | server CPU ms/callback (% of a core) | load avg |")
-    lines = [head, "|" + "---|" * 15]
+            "| NLU batch | server CPU ms/callback (% of a core) | load avg | wind-down hangups: n, p50 / p99 ms |")
+    lines = [head, "|" + "---|" * 16]
     for r in rows:
         lines.append(f"| {r['config']} | {r['level']} | {r['callbacks']} | {r['per_s']:.0f} | {r['speech_p50']:.1f} | "
                      f"{r['speech_p99']:.1f} | {r['fast_p50']:.1f} / {r['fast_p99']:.1f} | {r['event_p99']:.1f} | "
                      f"{r['start_p50']:.1f} | {r['start_p99']:.1f} | "
                      f"{r['errors']} | {r['fillers']:.0f} | {r['batch']:.1f} | {r['cpu_ms']:.2f} ({r['cpu_pct']:.0f} %) | "
-                     f"{r['loadavg']} |")
+                     f"{r['loadavg']} | {r['hangups']}, {r['hangup_p50']:.1f} / {r['hangup_p99']:.1f} |")
     return "\n".join(lines)
 
 
@@ -238,7 +242,8 @@ def main() -> None:
             f"{args.ramp:g} s, then {args.duration:g} s of steady state measured; the load generator shares the "
             f"machine). Events = speech/playback_done/hangup callbacks in the steady state; `start` = POST "
             f"/v1/calls (compliance gate + SQLite writes; imported customers) during the ramp; fillers = turns that missed the 1.5 s "
-            f"budget; NLU batch = utterances per model pass (micro-batching); load avg = the machine's 1-min load "
+            f"budget; wind-down hangups = after the measured window every call hangs up at its next turn, so "
+            f"all of them end within ~{args.interval:g} s, each writing its result to the store; NLU batch = utterances per model pass (micro-batching); load avg = the machine's 1-min load "
             f"before → after (other jobs share it).\n\n"
             f"{table(rows)}\n\nmachine: {machine()}  \ncommand: `{cmd.strip()}`  \n"
             f"date: {dt.datetime.now().isoformat(timespec='minutes')}\n")

@@ -26,6 +26,7 @@ from typing import Any, TypeVar
 from dialogue.engine import CallRefused, DialogueEngine
 from dialogue.render import clip_url, render_text
 from dialogue.types import CustomerEvent, EventKind, SessionState
+from huashu import fastjson
 from server.errors import Conflict, Unavailable, Unprocessable, json_bytes
 from server.metrics import Metrics
 from server.sessions import CallRecord, SessionStore
@@ -152,6 +153,10 @@ class CallService:
             return HANGUP_BODY
         if token is None:  # the lock stayed taken for the whole budget: a slow turn is running
             self.metrics.fillers.inc()
+            if ev.kind is EventKind.SPEECH and prepare is None and (ev.text or "").strip():
+                # What the customer says meanwhile is kept and answered after the slow turn
+                # (an opt-out said during a filler clip must not be lost).
+                await self.sessions.queue(call_id, seq, fastjson.dumps(event_to_json(ev)))
             # Not cached: a gateway retry of this seq gets the real answer once the call is free.
             return json_bytes({"actions": self._filler(SessionState.from_dict(rec.state)), "ended": False})
         released = False
@@ -177,6 +182,8 @@ class CallService:
                 pending_ev = event_from_json(rec.pending["event"])
                 state, owed = await self._run(self._compute, state, pending_ev,
                                               datetime.fromisoformat(rec.pending["at"]), None)
+            if not state.ended and prepare is None:
+                ev = await self._with_queued(call_id, rec.last_seq, seq, ev)
             if ev.kind in (EventKind.PLAYBACK_DONE, EventKind.SILENCE) or state.ended:
                 # the filler finished / the customer waited: deliver what the slow turn owed
                 body = json_bytes({"actions": owed, "ended": state.ended})
@@ -205,6 +212,23 @@ class CallService:
         self.background.add(late)
         late.add_done_callback(self.background.discard)
         return body, True
+
+    async def _with_queued(self, call_id: str, after: int, seq: int, ev: CustomerEvent) -> CustomerEvent:
+        """`ev`, preceded by the speech queued while the slow turn ran (seqs between it and this
+        event) as one utterance. A keypress or a hangup stands alone: the queued words are dropped."""
+        if ev.kind not in (EventKind.SPEECH, EventKind.PLAYBACK_DONE, EventKind.SILENCE):
+            return ev
+        queued = await self.sessions.queued(call_id)
+        said = [event_from_json(fastjson.loads(queued[k])) for k in sorted(queued) if after < k < seq]
+        if not said:
+            return ev
+        if ev.kind is EventKind.SPEECH and (ev.text or "").strip():
+            said.append(ev)
+        confidences = [e.confidence for e in said if e.confidence is not None]
+        self.metrics.queued_speech.inc(len(said) - (ev.kind is EventKind.SPEECH))
+        return CustomerEvent(EventKind.SPEECH, text="，".join(e.text or "" for e in said),
+                             confidence=min(confidences) if confidences else None,
+                             barged_in=any(e.barged_in for e in said))
 
     async def _finish_late(self, call_id: str, token: str, task: asyncio.Future[tuple[SessionState, list[dict[str, Any]]]],
                            marked: CallRecord, was_ended: bool) -> None:

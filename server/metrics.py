@@ -42,6 +42,8 @@ class Metrics:
                              registry=r)
         self.fillers = Counter("huashu_deadline_fillers", "Turns that missed the budget (filler played)",
                                registry=r)
+        self.queued_speech = Counter("huashu_queued_speech", "Speech that arrived while its call was busy, "
+                                     "answered after the slow turn", registry=r)
         self.outcomes = Counter("huashu_call_outcomes", "Finished calls by outcome and final node",
                                 ["track", "node", "outcome"], registry=r)
         self.latency = Histogram("huashu_callback_latency_seconds", "Callback handling time",

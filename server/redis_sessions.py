@@ -23,7 +23,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from server.sessions import Begin, CallRecord, SessionsUnavailable
+from server.sessions import QUEUED, Begin, CallRecord, SessionsUnavailable
 
 T = TypeVar("T")
 
@@ -153,6 +153,25 @@ class RedisSessions:
                 return None
             await asyncio.sleep(pause)
             pause = min(pause * 2, 0.025)
+
+    async def queue(self, call_id: str, seq: int, event: bytes) -> None:
+        key = self._k("resp", call_id)
+
+        async def run() -> None:
+            async with self.r.pipeline(transaction=True) as pipe:
+                pipe.hset(key, f"{QUEUED}{seq}", event)
+                pipe.pexpire(key, self.ttl_ms)
+                await pipe.execute()
+        await self._do("queue", run)
+
+    async def queued(self, call_id: str) -> dict[int, bytes]:
+        found = await self._do("queued", lambda: self.r.hgetall(self._k("resp", call_id)))
+        out: dict[int, bytes] = {}
+        for k, v in found.items():
+            name = k.decode() if isinstance(k, bytes) else str(k)
+            if name.startswith(QUEUED):
+                out[int(name[len(QUEUED):])] = v if isinstance(v, bytes) else str(v).encode()
+        return out
 
     async def unlock(self, call_id: str, token: str) -> None:
         await self._do("unlock", lambda: self._unlock(keys=[self._k("lock", call_id)], args=[token]))

@@ -19,6 +19,10 @@ from typing import Any, Protocol
 from huashu import fastjson
 from huashu.settings import Settings
 
+# Events queued while a call was busy share the per-call cache with the answers ("e<seq>"), under
+# their own prefix: they expire with the call and need no key of their own.
+QUEUED = "q"
+
 
 class SessionsUnavailable(RuntimeError):
     """The session store cannot be reached (Redis down); callers answer 503 and the gateway retries."""
@@ -95,6 +99,14 @@ class SessionStore(Protocol):
 
     async def lock(self, call_id: str, wait_s: float) -> str | None:
         """A token when the call's lock was taken within `wait_s`, else None."""
+        ...
+
+    async def queue(self, call_id: str, seq: int, event: bytes) -> None:
+        """Keep an event that arrived while the call was busy (no lock needed: keyed by seq)."""
+        ...
+
+    async def queued(self, call_id: str) -> dict[int, bytes]:
+        """The events kept by `queue`, by seq (the caller skips those already answered)."""
         ...
 
     async def unlock(self, call_id: str, token: str) -> None: ...
@@ -204,6 +216,15 @@ class MemorySessions:
         except TimeoutError:
             return None
         return "local"
+
+    async def queue(self, call_id: str, seq: int, event: bytes) -> None:
+        if self._live(call_id) is not None:
+            self._responses.setdefault(call_id, {})[f"{QUEUED}{seq}"] = event
+
+    async def queued(self, call_id: str) -> dict[int, bytes]:
+        if self._live(call_id) is None:
+            return {}
+        return {int(k[len(QUEUED):]): v for k, v in self._responses.get(call_id, {}).items() if k.startswith(QUEUED)}
 
     async def unlock(self, call_id: str, token: str) -> None:
         lock = self._locks.get(call_id)

@@ -111,3 +111,42 @@ def test_a_turn_that_starts_after_its_budget_is_still_owed(make_settings: Callab
         _wait_unlocked(client, "c-1")
         done = client.post("/v1/calls/c-1/events", json={"seq": 2, "type": "playback_done"})
         assert next(a["clip"] for a in done.json()["actions"] if a["type"] == "play") == "wag_price"
+
+
+def test_an_opt_out_said_during_a_filler_is_honoured_after_the_slow_turn(
+        make_settings: Callable[..., Settings]) -> None:
+    """The customer speaks while the bot is still thinking: the words are kept (not only a filler
+    and gone) and answered with the slow turn's result on the next event, in order."""
+    slow = SlowClassifier(delay_s=1.0)
+    with client_for(make_settings(callback_budget_ms=150), classifier=slow) as client:
+        client.post("/v1/calls", json=START)
+        first = client.post("/v1/calls/c-1/events", json={"seq": 1, "type": "speech", "text": "你是机器人吗"})
+        assert first.json()["actions"][0]["clip"] == "filler"
+        slow.delay_s = 0.0
+        busy = client.post("/v1/calls/c-1/events", json={"seq": 2, "type": "speech", "text": "别再给我打电话了"})
+        assert busy.json()["actions"][0]["clip"] == "filler"
+        _wait_unlocked(client, "c-1")
+        done = client.post("/v1/calls/c-1/events", json={"seq": 3, "type": "playback_done"})
+        body = done.json()
+        clips = [a["clip"] for a in body["actions"] if a["type"] == "play"]
+        assert clips[0] == "answer_robot"  # the slow turn's answer first, then the opt-out's
+        assert body["ended"] is True and body["actions"][-1]["type"] == "hangup"
+        profile = client.get("/v1/customers/cust-1").json()
+        assert profile["do_not_contact"] is True, profile
+        # a late gateway retry of the queued seq changes nothing (already answered)
+        retry = client.post("/v1/calls/c-1/events", json={"seq": 2, "type": "speech", "text": "别再给我打电话了"})
+        assert retry.json()["ended"] is True
+        assert record(client, "c-1").state["outcome"] == "do_not_contact"
+
+
+def test_queued_speech_and_new_speech_are_one_utterance(make_settings: Callable[..., Settings]) -> None:
+    slow = SlowClassifier(delay_s=1.0)
+    with client_for(make_settings(callback_budget_ms=150), classifier=slow) as client:
+        client.post("/v1/calls", json=START)
+        client.post("/v1/calls/c-1/events", json={"seq": 1, "type": "speech", "text": "喂"})
+        slow.delay_s = 0.0
+        client.post("/v1/calls/c-1/events", json={"seq": 2, "type": "speech", "text": "你说"})
+        _wait_unlocked(client, "c-1")
+        client.post("/v1/calls/c-1/events", json={"seq": 3, "type": "speech", "text": "多少钱"})
+        users = [t["user"] for t in record(client, "c-1").state["turns"]]
+        assert users[-1] == "你说，多少钱" and "喂" in users
