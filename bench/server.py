@@ -241,10 +241,11 @@ def main() -> None:
             f"real NLU, text speech events every ~{args.interval:g} s per call; calls placed evenly over "
             f"{args.ramp:g} s, then {args.duration:g} s of steady state measured; the load generator shares the "
             f"machine). Events = speech/playback_done/hangup callbacks in the steady state; `start` = POST "
-            f"/v1/calls (compliance gate + SQLite writes; imported customers) during the ramp; fillers = turns that missed the 1.5 s "
-            f"budget; wind-down hangups = after the measured window every call hangs up at its next turn, so "
-            f"all of them end within ~{args.interval:g} s, each writing its result to the store; NLU batch = utterances per model pass (micro-batching); load avg = the machine's 1-min load "
-            f"before → after (other jobs share it).\n\n"
+            f"/v1/calls (compliance gate + SQLite writes; imported customers) during the ramp; fillers = "
+            f"turns that missed the 1.5 s budget; wind-down hangups = after the measured window every call "
+            f"hangs up at its next turn, so all of them end within ~{args.interval:g} s, each writing its "
+            f"result to the store; NLU batch = utterances per model pass (micro-batching); load avg = the "
+            f"machine's 1-min load before → after (other jobs share it).\n\n"
             f"{table(rows)}\n\nmachine: {machine()}  \ncommand: `{cmd.strip()}`  \n"
             f"date: {dt.datetime.now().isoformat(timespec='minutes')}\n")
     print(text)
