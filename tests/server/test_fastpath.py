@@ -4,6 +4,7 @@ exactly as the framework routes would, and leave every other request to them."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -15,7 +16,7 @@ START = {"call_id": "fp-1", "customer_id": "cust-fp", "track": TRACK}
 
 
 @pytest.fixture
-def settings(tmp_path) -> Settings:  # type: ignore[no-untyped-def]
+def settings(tmp_path: Path) -> Settings:
     return Settings(data_dir=tmp_path / "data", cache_dir=tmp_path / "cache")
 
 
