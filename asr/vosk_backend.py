@@ -8,10 +8,12 @@ node's phrases, which is what makes short yes/no/number turns reliable on small 
 
 from __future__ import annotations
 
+import atexit
 import json
 import logging
 import re
 import threading
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +26,18 @@ from asr.types import AsrHints, Transcript
 SAMPLE_RATE = 16000
 _log = logging.getLogger(__name__)
 _HAN = re.compile(r"^[\u3400-\u4dbf\u4e00-\u9fff]+$")
+
+
+_LIVE: weakref.WeakSet[VoskRecognizer] = weakref.WeakSet()
+
+
+@atexit.register
+def _free_models() -> None:
+    """vosk frees a model in `Model.__del__` through its module's globals, which are already gone
+    when the interpreter tears modules down ("'NoneType' object has no attribute
+    'vosk_model_free'" at every exit). Dropping our references while vosk is intact frees them."""
+    for recognizer in list(_LIVE):
+        recognizer._model = None
 
 
 class VoskRecognizer:
@@ -43,6 +57,7 @@ class VoskRecognizer:
         self._vosk = vosk
         self._grammar_cache: dict[tuple[str, ...], str | None] = {}
         self._lock = threading.Lock()
+        _LIVE.add(self)
 
     def has_word(self, word: str) -> bool:
         return int(self._model.vosk_model_find_word(word)) >= 0
