@@ -90,6 +90,8 @@ def _edges(track: Track) -> list[GEdge]:
         elif isinstance(node.next, Branch):
             for value, target in node.next.cases.items():
                 add(node_id, target, f"{node.next.slot}={value}")
+            if node.next.unset is not None:
+                add(node_id, node.next.unset, f"{node.next.slot} unset")
             add(node_id, node.next.default, "else")
     for intent, edge in track.handlers.items():
         add(HANDLERS, edge.goto, intent, True)

@@ -38,7 +38,8 @@ class Branch(_Strict):
     """Conditional auto-advance on a slot that an action set (e.g. order lookup result)."""
 
     slot: str
-    cases: dict[str, str]
+    cases: dict[str, str] = {}
+    unset: str | None = None  # where to go when the slot has no value (never filled, or null)
     default: str
 
 

@@ -34,6 +34,8 @@ def _targets(track: Track, node_id: str) -> Iterator[str]:
         yield node.next
     elif isinstance(node.next, Branch):
         yield from node.next.cases.values()
+        if node.next.unset is not None:
+            yield node.next.unset
         yield node.next.default
     if node.actions and track.action_endpoint is not None:
         yield track.action_endpoint.fallback
@@ -118,7 +120,8 @@ def check_track(track: Track, src: SourceMap, personas: dict[str, Persona],
         if isinstance(node.next, str):
             check_target(node_id, node.next, "next")
         elif isinstance(node.next, Branch):
-            for target in (*node.next.cases.values(), node.next.default):
+            unset = () if node.next.unset is None else (node.next.unset,)
+            for target in (*node.next.cases.values(), *unset, node.next.default):
                 check_target(node_id, target, "branch")
             if node.next.slot not in track.slots:
                 bad(node_id, f"branch on undeclared slot {node.next.slot!r}")

@@ -141,3 +141,34 @@ def test_same_side_question_over_and_over_closes_politely(engine: DialogueEngine
     assert not state.ended and state.node == "opening"
     state = run(engine, "多少钱", "多少钱", "多少钱", "多少钱")
     assert state.ended and state.node == "close_unclear"
+
+
+def test_branch_unset_goes_where_the_slot_has_no_value() -> None:
+    """`next: {slot, unset, cases, default}`: unset for a slot never filled or set to null; a value,
+    even the text "None", goes through cases/default. The old `cases: {"None": …}` spelling still works."""
+    from dialogue.schema import Branch
+
+    branch = Branch(slot="callback_time", unset="ask", cases={"later": "wait"}, default="close")
+    old = Branch(slot="callback_time", cases={"None": "ask"}, default="close")
+
+    def state(**slots: object) -> SessionState:
+        return SessionState("c1", "t", "u1", "n", AT.isoformat(), slots=slots)
+
+    assert policy._branch(branch, state()) == "ask"
+    assert policy._branch(branch, state(callback_time=None)) == "ask"
+    assert policy._branch(branch, state(callback_time="None")) == "close"
+    assert policy._branch(branch, state(callback_time="later")) == "wait"
+    assert policy._branch(branch, state(callback_time="2026-11-24T15:00:00+08:00")) == "close"
+    assert policy._branch(old, state()) == "ask" and policy._branch(old, state(callback_time="x")) == "close"
+
+
+def test_busy_without_a_time_asks_for_one(engine: DialogueEngine) -> None:
+    """The shipped tracks use `unset:`; the time-given branch is covered by the stories (real NLU)."""
+    def call(*lines: str) -> SessionState:
+        state, _ = engine.start("c2", "u2", "presale_deposit", at=AT)
+        for line in lines:
+            state, _ = engine.step(state, CustomerEvent(EventKind.SPEECH, text=line), AT)
+        return state
+
+    asked = call("我现在在忙")
+    assert asked.node == "ask_callback" and "callback_time" not in asked.slots

@@ -95,3 +95,13 @@ def test_yaml_on_key_is_not_a_boolean(tmp_path: Path) -> None:
     from dialogue.loader import load_yaml_text
 
     assert load_yaml_text("on: {yes: no}") == {"on": {"yes": "no"}}
+
+
+def test_branch_unset_target_must_exist(scripts: Path) -> None:
+    def change(d: dict[str, Any]) -> None:
+        d["slots"] = [*d.get("slots", []), "wechat_status"]
+        d["nodes"]["explain"]["next"] = {"slot": "wechat_status", "unset": "nowhere", "default": "how_to_add"}
+        d["nodes"]["explain"].pop("on", None)
+    _edit(scripts, change)
+    problems = _problems(scripts)
+    assert any(": explain: " in p and "'nowhere'" in p for p in problems), problems
