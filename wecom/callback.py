@@ -13,6 +13,7 @@ import time
 import xml.etree.ElementTree as ET
 from collections import OrderedDict
 from dataclasses import dataclass
+from typing import Protocol
 
 from wecom.crypto import PARSE_XML_ERROR, CryptoError, WeComCrypto
 
@@ -68,6 +69,14 @@ def parse_xml(text: str) -> dict[str, str]:
     return {child.tag: (child.text or "").strip() for child in root}
 
 
+class SeenStore(Protocol):
+    """Which callbacks were processed: `SeenIds` in one process, Redis for N workers."""
+
+    def first_time(self, key: str, now: float | None = None) -> bool: ...
+
+    def forget(self, key: str) -> None: ...
+
+
 class SeenIds:
     """Bounded set of recently processed ids with a time to live (thread-safe)."""
 
@@ -98,10 +107,10 @@ class SeenIds:
 class CallbackVerifier:
     """Checks signature, freshness and receive id, then decrypts."""
 
-    def __init__(self, crypto: WeComCrypto, max_skew_s: int = 300, seen: SeenIds | None = None) -> None:
+    def __init__(self, crypto: WeComCrypto, max_skew_s: int = 300, seen: SeenStore | None = None) -> None:
         self.crypto = crypto
         self.max_skew_s = max_skew_s
-        self.seen = seen or SeenIds()
+        self.seen: SeenStore = seen or SeenIds()
 
     def _fresh(self, timestamp: str, now: float | None) -> None:
         try:

@@ -11,7 +11,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 from dialogue.loader import Bundle
@@ -22,7 +22,7 @@ from huashu.settings import Settings
 from nlu.types import IntentClassifier, Parse
 from store.phones import mask_id
 from store.types import Customer, CustomerStore
-from wecom.callback import CallbackMessage, CallbackVerifier
+from wecom.callback import CallbackMessage, CallbackVerifier, SeenStore
 from wecom.context import ChatContext, build_context
 from wecom.crypto import WeComCrypto
 from wecom.library import Library, Reply, load_library
@@ -32,6 +32,8 @@ log = logging.getLogger("huashu.wecom")
 CHAT_TRACK = "wecom_chat"  # track id of chat results in the store (never a talk track)
 CHAT_NODE = "wecom_chat"
 INBOX_SIZE = 20
+INBOX_TTL_S = 7 * 86400  # shared inbox: a week after a customer's last message
+SEEN_TTL_S = 3600  # WeCom retries within minutes; an hour covers every redelivery
 
 
 class UnknownReply(KeyError):
@@ -62,6 +64,36 @@ class InboxMessage:
 
     def to_json(self) -> dict[str, Any]:
         return {"role": self.role, "text": self.text, "at": self.at, "intent": self.intent}
+
+
+class InboxStore(Protocol):
+    """The latest chat messages per customer: `Inbox` in one process, `SharedInbox` for N workers."""
+
+    def add(self, customer_id: str, message: InboxMessage) -> None: ...
+
+    def messages(self, customer_id: str) -> list[InboxMessage]: ...
+
+
+class RecentItems(Protocol):
+    def append(self, key: str, item: dict[str, Any]) -> None: ...
+
+    def items(self, key: str) -> list[dict[str, Any]]: ...
+
+
+class SharedInbox:
+    """The inbox in shared storage (Redis with HUASHU_REDIS_URL): a message received by one worker
+    is in the sidebar served by any other, and in the history its suggestions use."""
+
+    def __init__(self, recent: RecentItems) -> None:
+        self.recent = recent
+
+    def add(self, customer_id: str, message: InboxMessage) -> None:
+        self.recent.append(customer_id, message.to_json())
+
+    def messages(self, customer_id: str) -> list[InboxMessage]:
+        return [InboxMessage(str(d["role"]), str(d["text"]), str(d["at"]),
+                             None if d.get("intent") is None else str(d["intent"]))
+                for d in self.recent.items(customer_id)]
 
 
 class Inbox:
@@ -109,12 +141,20 @@ class WecomService:
         self.store = store
         self.tz = ZoneInfo(settings.timezone)
         self.clock = clock or (lambda: datetime.now(self.tz))
-        self.inbox = Inbox()
+        self.inbox: InboxStore = Inbox()
+        seen: SeenStore | None = None
+        if settings.redis_url:  # N workers: one inbox and one set of processed callbacks for all
+            from server.redis_sessions import RedisOnce, RedisRecent
+
+            prefix = f"{settings.redis_prefix}wecom:"
+            self.inbox = SharedInbox(RedisRecent(settings.redis_url, prefix=prefix, size=INBOX_SIZE,
+                                                 ttl_s=INBOX_TTL_S))
+            seen = RedisOnce(settings.redis_url, prefix=prefix, ttl_s=SEEN_TTL_S)
         self.verifier: CallbackVerifier | None = None
         if settings.wecom_token and settings.wecom_aes_key:
             self.verifier = CallbackVerifier(
                 WeComCrypto(settings.wecom_token, settings.wecom_aes_key, settings.wecom_corp_id),
-                settings.wecom_max_skew_s)
+                settings.wecom_max_skew_s, seen)
 
     # -- customers -------------------------------------------------------------------------
     def _customer(self, customer_id: str) -> tuple[Customer | None, dict[str, Any] | None]:
