@@ -222,10 +222,10 @@ class CallService:
         said = [event_from_json(fastjson.loads(queued[k])) for k in sorted(queued) if after < k < seq]
         if not said:
             return ev
+        self.metrics.queued_speech.inc(len(said))
         if ev.kind is EventKind.SPEECH and (ev.text or "").strip():
             said.append(ev)
         confidences = [e.confidence for e in said if e.confidence is not None]
-        self.metrics.queued_speech.inc(len(said) - (ev.kind is EventKind.SPEECH))
         return CustomerEvent(EventKind.SPEECH, text="，".join(e.text or "" for e in said),
                              confidence=min(confidences) if confidences else None,
                              barged_in=any(e.barged_in for e in said))
