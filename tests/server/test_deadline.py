@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import Any
 
 from dialogue.types import CustomerEvent, EventKind
 from huashu.settings import Settings
@@ -31,6 +32,16 @@ def _wait_unlocked(client, call_id: str) -> None:
         time.sleep(0.02)
 
 
+def _speak_during_slow_turn(client: Any, slow: SlowClassifier, first: str, during: str) -> tuple[Any, Any]:
+    """Start, speech seq 1 that overruns the budget, then speech seq 2 while it still runs:
+    the answers to both (fillers)."""
+    client.post("/v1/calls", json=START)
+    answer = client.post("/v1/calls/c-1/events", json={"seq": 1, "type": "speech", "text": first})
+    slow.delay_s = 0.0
+    busy = client.post("/v1/calls/c-1/events", json={"seq": 2, "type": "speech", "text": during})
+    return answer, busy
+
+
 def test_slow_turn_gets_filler_then_the_answer_on_the_next_event(make_settings: Callable[..., Settings]) -> None:
     reference = _reference(make_settings, ["多少钱"])
     slow = SlowClassifier(delay_s=0.6)
@@ -55,10 +66,7 @@ def test_slow_turn_gets_filler_then_the_answer_on_the_next_event(make_settings: 
 def test_speech_during_a_slow_turn_is_answered_after_it(make_settings: Callable[..., Settings]) -> None:
     slow = SlowClassifier(delay_s=1.0)
     with client_for(make_settings(callback_budget_ms=150), classifier=slow) as client:
-        client.post("/v1/calls", json=START)
-        client.post("/v1/calls/c-1/events", json={"seq": 1, "type": "speech", "text": "你是机器人吗"})
-        slow.delay_s = 0.0
-        busy = client.post("/v1/calls/c-1/events", json={"seq": 2, "type": "speech", "text": "多少钱"})
+        _, busy = _speak_during_slow_turn(client, slow, "你是机器人吗", "多少钱")
         assert busy.json()["actions"][0]["clip"] == "filler"  # still thinking: another filler, not cached
         _wait_unlocked(client, "c-1")
         r = client.post("/v1/calls/c-1/events", json={"seq": 2, "type": "speech", "text": "多少钱"})
@@ -119,11 +127,8 @@ def test_an_opt_out_said_during_a_filler_is_honoured_after_the_slow_turn(
     and gone) and answered with the slow turn's result on the next event, in order."""
     slow = SlowClassifier(delay_s=1.0)
     with client_for(make_settings(callback_budget_ms=150), classifier=slow) as client:
-        client.post("/v1/calls", json=START)
-        first = client.post("/v1/calls/c-1/events", json={"seq": 1, "type": "speech", "text": "你是机器人吗"})
+        first, busy = _speak_during_slow_turn(client, slow, "你是机器人吗", "别再给我打电话了")
         assert first.json()["actions"][0]["clip"] == "filler"
-        slow.delay_s = 0.0
-        busy = client.post("/v1/calls/c-1/events", json={"seq": 2, "type": "speech", "text": "别再给我打电话了"})
         assert busy.json()["actions"][0]["clip"] == "filler"
         _wait_unlocked(client, "c-1")
         done = client.post("/v1/calls/c-1/events", json={"seq": 3, "type": "playback_done"})
@@ -142,10 +147,7 @@ def test_an_opt_out_said_during_a_filler_is_honoured_after_the_slow_turn(
 def test_queued_speech_and_new_speech_are_one_utterance(make_settings: Callable[..., Settings]) -> None:
     slow = SlowClassifier(delay_s=1.0)
     with client_for(make_settings(callback_budget_ms=150), classifier=slow) as client:
-        client.post("/v1/calls", json=START)
-        client.post("/v1/calls/c-1/events", json={"seq": 1, "type": "speech", "text": "喂"})
-        slow.delay_s = 0.0
-        client.post("/v1/calls/c-1/events", json={"seq": 2, "type": "speech", "text": "你说"})
+        _speak_during_slow_turn(client, slow, "喂", "你说")
         _wait_unlocked(client, "c-1")
         client.post("/v1/calls/c-1/events", json={"seq": 3, "type": "speech", "text": "多少钱"})
         users = [t["user"] for t in record(client, "c-1").state["turns"]]
