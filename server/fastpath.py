@@ -15,11 +15,15 @@ from __future__ import annotations
 
 import re
 import time
+from typing import TYPE_CHECKING
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from server import models as m
 from server.errors import error_response
+
+if TYPE_CHECKING:  # server.app imports this module
+    from server.app import ServerContext
 
 EVENTS = re.compile(r"/v1/calls/([^/]+)/events")
 START = "/v1/calls"
@@ -50,12 +54,7 @@ class FastCalls:
         try:
             await context.ensure_current()
             raw = await _body(receive)
-            if match is None:
-                start = m.parse(m.StartCallIn, raw)
-                body = await context.calls.start(start.call_id, start.customer_id, start.track, dict(start.vars))
-            else:
-                event = m.parse(m.EventIn, raw)
-                body = await context.calls.event(match.group(1), event.seq, event.to_event(), t0=t0)
+            body = await (start_call(context, raw) if match is None else call_event(context, match.group(1), raw, t0))
         except Exception as exc:  # the app's single mapping, as its exception handlers would answer
             await error_response(exc)(scope, receive, send)
             return
@@ -64,6 +63,18 @@ class FastCalls:
         await send({"type": "http.response.start", "status": 200,
                     "headers": [(b"content-length", str(len(body)).encode()), *_HEADERS]})
         await send({"type": "http.response.body", "body": body})
+
+
+async def start_call(context: ServerContext, raw: bytes) -> bytes:
+    """`POST /v1/calls`: the raw body → the answer (shared by this layer and the FastAPI route)."""
+    start = m.parse(m.StartCallIn, raw)
+    return await context.calls.start(start.call_id, start.customer_id, start.track, dict(start.vars))
+
+
+async def call_event(context: ServerContext, call_id: str, raw: bytes, t0: float) -> bytes:
+    """`POST /v1/calls/{call_id}/events`: the raw body → the answer (shared, as above)."""
+    event = m.parse(m.EventIn, raw)
+    return await context.calls.event(call_id, event.seq, event.to_event(), t0=t0)
 
 
 async def _body(receive: Receive) -> bytes:

@@ -10,6 +10,7 @@ from fastapi import FastAPI, Query, Request
 from starlette.responses import Response
 
 from dialogue.types import CustomerEvent, EventKind, SessionState
+from server import fastpath
 from server import models as m
 from server.app import ServerContext, ctx
 from server.errors import Unprocessable
@@ -28,9 +29,8 @@ def register(app: FastAPI) -> None:
         t0 = time.monotonic()
         c = ctx(request)
         await c.ensure_current()
-        body = m.parse(m.StartCallIn, await request.body())
         try:
-            return _json(await c.calls.start(body.call_id, body.customer_id, body.track, dict(body.vars)))
+            return _json(await fastpath.start_call(c, await request.body()))
         finally:
             c.metrics.latency.labels("start").observe(time.monotonic() - t0)
 
@@ -40,10 +40,8 @@ def register(app: FastAPI) -> None:
         t0 = time.monotonic()
         c = ctx(request)
         await c.ensure_current()
-        body = m.parse(m.EventIn, await request.body())
-        event = body.to_event()
         try:
-            return _json(await c.calls.event(call_id, body.seq, event, t0=t0))
+            return _json(await fastpath.call_event(c, call_id, await request.body(), t0))
         finally:
             c.metrics.latency.labels("event").observe(time.monotonic() - t0)
 
