@@ -197,8 +197,9 @@ class DialogueEngine:
     def _write_back(self, state: SessionState, at: datetime) -> None:
         if self.store is None:
             return
-        if state.outcome == "do_not_contact":
-            # Durable before the bot's goodbye is returned: honoured at once and forever.
+        if "do_not_contact" in state.tags:
+            # The one writer of a call's opt-out (tracks run no opt-out action), timed with the
+            # turn and durable before the bot's goodbye is returned: honoured at once and forever.
             self.store.mark_do_not_contact(state.customer_id, "opt_out", f"call:{state.call_id}", at)
         self.store.write_result(self.result(state, at))
 
