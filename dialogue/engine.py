@@ -65,6 +65,10 @@ class DialogueEngine:
         self.actions = actions
         self.config = config or EngineConfig()
 
+    def with_classifier(self, classifier: IntentClassifier) -> DialogueEngine:
+        """The same engine (scripts, store, actions, config) reading customer turns with `classifier`."""
+        return DialogueEngine(self.bundle, classifier, store=self.store, actions=self.actions, config=self.config)
+
     # -- call lifecycle --------------------------------------------------------------------
     def variables_for(self, track: Track, customer_vars: Mapping[str, str], call_vars: Mapping[str, str]) -> dict[str, str]:
         persona = self.bundle.persona_for(track)
@@ -85,13 +89,10 @@ class DialogueEngine:
         track = self.bundle.track(track_id)
         customer_vars: dict[str, str] = {}
         if self.store is not None:
-            opener = getattr(self.store, "open_contact", None) if check_gate else None
-            if opener is not None:  # the store's one-transaction form of the two steps below
-                customer, reason = opener(customer_id, at, channel, conversation_id=call_id)
+            if check_gate:  # ensure_customer + check_contact in the store's one read transaction
+                customer, reason = self.store.open_contact(customer_id, at, channel, conversation_id=call_id)
             else:
-                customer = self.store.ensure_customer(customer_id)
-                reason = self.store.check_contact(customer_id, at, channel, conversation_id=call_id) \
-                    if check_gate else None
+                customer, reason = self.store.ensure_customer(customer_id), None
             if reason:
                 raise CallRefused(reason)
             customer_vars = customer.track_variables()

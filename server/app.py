@@ -64,13 +64,13 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
             executor, _builder(build_runtime), settings, classifier)
         if runtime is None:  # our own process: one torch thread (see nlu.bert.set_inference_threads)
             await loop.run_in_executor(executor, _torch_threads, settings.nlu_threads)
-        original = rt.engine.classifier
-        rt.engine.classifier = batching(original, metrics.nlu_batch.observe)  # concurrent turns share NLU passes
+        classifier_ = batching(rt.engine.classifier, metrics.nlu_batch.observe)  # concurrent turns share NLU passes
+        engine = rt.engine.with_classifier(classifier_)
         sessions = open_sessions(settings)
-        calls = CallService(lambda: rt.engine, sessions, metrics, clock=clock or default_clock(settings),
+        calls = CallService(lambda: engine, sessions, metrics, clock=clock or default_clock(settings),
                             budget_ms=settings.callback_budget_ms, lock_ttl_ms=settings.lock_ttl_ms,
                             filler_clip=settings.filler_clip, executor=executor, start_executor=start_executor)
-        context = ServerContext(settings, rt, sessions, calls, metrics, executor)
+        context = ServerContext(settings, rt, sessions, calls, metrics, executor, engine)
         try:
             context.generation = await sessions.generation()
         except Exception as exc:  # Redis down at boot: serve anyway, /healthz says degraded
@@ -90,9 +90,8 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
             await sessions.close()
             executor.shutdown(wait=False, cancel_futures=True)
             start_executor.shutdown(wait=False, cancel_futures=True)
-            if isinstance(rt.engine.classifier, BatchingClassifier):
-                rt.engine.classifier.close()
-            rt.engine.classifier = original
+            if isinstance(classifier_, BatchingClassifier):
+                classifier_.close()
             if runtime is None and rt.store is not None:
                 rt.store.close()
 
@@ -191,7 +190,7 @@ def _register_basic_routes(app: FastAPI) -> None:
     async def customer(customer_id: str, request: Request) -> Response:
         c = ctx(request)
         store = c.runtime.store
-        if store is None or not hasattr(store, "customer_profile"):
+        if store is None:
             raise Unavailable("no customer store configured")
         profile = await asyncio.get_running_loop().run_in_executor(c.executor, store.customer_profile, customer_id)
         if profile is None:
