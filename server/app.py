@@ -128,6 +128,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         gc.collect()
         gc.freeze()
         log.info("huashu server ready: %d track(s), sessions=%s", len(rt.bundle.tracks), sessions.kind)
+        warn_if_insecure(settings)
         try:
             yield
         finally:
@@ -158,7 +159,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     app.add_middleware(FastCalls)
     app.add_middleware(Guard, max_body=settings.max_body_bytes, gateway_secrets=lambda: settings.gateway_secrets,
                        agent_keys=lambda: settings.agent_key_list, jambonz_secret=lambda: settings.jambonz_secret,
-                       metrics=metrics)
+                       metrics=metrics, insecure_dev=lambda: settings.insecure_dev)
     _register_basic_routes(app)
     from server import clips, jambonz, routes_calls
 
@@ -167,6 +168,24 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     jambonz.register(app)
     _include_wecom(app)
     return app
+
+
+def insecure_warning(settings: Settings) -> str | None:
+    """The start-up warning of an insecure server (None when every area needs its credential)."""
+    missing = settings.missing_credentials
+    if not settings.insecure_dev or not missing:
+        return None
+    return (f"INSECURE DEV MODE: {' and '.join(missing)} not set; the routes they protect are OPEN to "
+            "anyone who can reach this port (customer profiles, WeCom, call control). "
+            "Never expose this server; set the secrets and drop --insecure-dev / HUASHU_INSECURE_DEV.")
+
+
+def warn_if_insecure(settings: Settings) -> None:
+    message = insecure_warning(settings)
+    if message:
+        bar = "!" * 100  # one record per line: the log formatter escapes newlines inside a record
+        for line in (bar, message, bar):
+            log.warning("%s", line)
 
 
 def _torch_threads(n: int) -> None:

@@ -22,7 +22,7 @@ def _json(body: bytes, status: int = 200) -> Response:
 
 def register(app: FastAPI) -> None:
     @app.post("/v1/calls", tags=["calls"], response_model=m.StartCallOut, openapi_extra=m.body_doc(m.StartCallIn),
-              responses={409: {"model": m.Refused | m.Detail, "description": "Refused by the compliance gate "
+              responses={409: {"model": m.Refused | m.Error, "description": "Refused by the compliance gate "
                                                                             "(or call_id reused)"},
                          **m.error_docs(400, 401, 413, 422, 503)})
     async def start_call(request: Request) -> Response:

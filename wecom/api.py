@@ -72,10 +72,16 @@ def _bearer_ok(authorization: str | None, keys: list[str]) -> bool:
 
 
 def require_agent_key(request: Request) -> None:
-    """`Authorization: Bearer <key>` against HUASHU_AGENT_KEYS (open when none are set)."""
+    """`Authorization: Bearer <key>` against HUASHU_AGENT_KEYS (closed when none are set, unless
+    the server runs with insecure_dev)."""
     runtime = runtime_of(request)
     keys = runtime.settings.agent_key_list
-    if keys and not _bearer_ok(request.headers.get("authorization"), keys):
+    if not keys:
+        if runtime.settings.insecure_dev:
+            return
+        raise HTTPException(403, "HUASHU_AGENT_KEYS is not set, so agent routes are closed "
+                                 "(set it, or run with --insecure-dev for a local demo)")
+    if not _bearer_ok(request.headers.get("authorization"), keys):
         raise HTTPException(401, "missing or wrong agent key (Authorization: Bearer <key>)",
                             headers={"WWW-Authenticate": "Bearer"})
 
