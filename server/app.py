@@ -31,7 +31,7 @@ from nlu.types import IntentClassifier
 from server import models as m
 from server.batching import BatchingClassifier, batching
 from server.calls import CallService
-from server.errors import NotFound, Unavailable, error_response, json_response
+from server.errors import NotFound, Unavailable, Unprocessable, error_response, json_response
 from server.fastpath import FastCalls
 from server.guard import Guard
 from server.metrics import Metrics
@@ -167,6 +167,9 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     clips.register(app)
     jambonz.register(app)
     _include_wecom(app)
+    from server import openapi
+
+    openapi.install(app)
     return app
 
 
@@ -258,9 +261,12 @@ def _register_basic_routes(app: FastAPI) -> None:
                         **m.error_docs(401, 404, 503)})
     async def customer(customer_id: str, request: Request) -> Response:
         c = ctx(request)
+        problem = m.id_problem(customer_id, m.CUSTOMER_ID_MAX)
+        if problem:
+            raise Unprocessable(f"customer_id: {problem}")
         store = c.runtime.store
         if store is None or not hasattr(store, "customer_profile"):
-            raise Unavailable("no customer store configured")
+            raise Unavailable("no customer store configured", code="store_unavailable")
         profile = await asyncio.get_running_loop().run_in_executor(c.executor, store.customer_profile, customer_id)
         if profile is None:
             raise NotFound(f"unknown customer {mask_id(customer_id)!r}")
@@ -270,7 +276,6 @@ def _register_basic_routes(app: FastAPI) -> None:
               responses=m.error_docs(401, 403, 422))
     async def reload_tracks(request: Request) -> Response:
         from dialogue.loader import ScriptError
-        from server.errors import Unprocessable
         from server.security import check_admin
 
         c = ctx(request)

@@ -101,6 +101,7 @@ async def audio_turn(c: ServerContext, call_id: str, raw: bytes, *, seq: int | N
     """Decode now (bad audio → 422 at once), recognise inside the turn (counts against the budget)."""
     from asr.audio import decode
 
+    fastpath.check_call_id(call_id)
     if not raw:
         raise Unprocessable("audio: empty body (send a WAV file)")
     if seq is None:  # no sequence number: this upload is the call's next event
