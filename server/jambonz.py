@@ -180,7 +180,7 @@ def register(app: FastAPI) -> None:
         payload = _payload(await request.body())
         sid = payload.get("call_sid")
         _check("call_sid", m.id_problem(sid, m.CALL_ID_MAX))
-        assert isinstance(sid, str)
+        assert isinstance(sid, str)  # id_problem checked it
         data = _customer_data(payload)
         track_id = data.get("track") or track or ""
         if not track_id:
@@ -227,7 +227,7 @@ def register(app: FastAPI) -> None:
         sid = payload.get("call_sid")
         status = payload.get("call_status")
         _check("call_sid", m.id_problem(sid, m.CALL_ID_MAX))
-        if status in _FINISHED:
+        if isinstance(sid, str) and status in _FINISHED:
             await c.calls.event(sid, STATUS_SEQ, CustomerEvent(EventKind.HANGUP))
             import logging
 
