@@ -47,7 +47,7 @@ def _raw(payload: dict[str, Any]) -> bytes:
 
 SURROGATE = "\ud800"
 # (name, path, body, headers or None = properly signed): every one must be a 4xx
-V1_CASES: list[tuple[str, str, bytes, dict[str, bytes] | None]] = [
+V1_CASES: list[tuple[str, str, bytes, dict[str, Any] | None]] = [
     ("t of 5,000 digits", "/v1/calls", _raw(_start()), {"x-huashu-signature": b"t=" + b"1" * 5000 + b",v1=" + HEX.encode()}),
     ("t superscript phone", "/v1/calls", _raw(_start()),
      {"x-huashu-signature": f"t=¹{PHONE},v1={HEX}".encode("latin-1")}),
@@ -102,7 +102,7 @@ JAMBONZ_CASES: list[tuple[str, str, bytes]] = [
 ]
 
 
-def _signed_headers(body: bytes) -> dict[str, str]:
+def _signed_headers(body: bytes) -> dict[str, Any]:
     return {"X-Huashu-Signature": sign(SECRET, body), "Content-Type": "application/json"}
 
 

@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -18,7 +19,7 @@ START = {"call_id": "c-1", "customer_id": "cust-1", "track": TRACK}
 SUGGEST = {"customer_id": "cust-1", "message": "多少钱"}
 
 
-def _settings(tmp_path: Path, **overrides: object) -> Settings:
+def _settings(tmp_path: Path, **overrides: Any) -> Settings:
     return Settings(**{"data_dir": tmp_path / "data", "cache_dir": tmp_path / "cache", "insecure_dev": False,
                        **overrides})
 
