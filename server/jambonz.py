@@ -28,11 +28,11 @@ from typing import Annotated, Any
 from fastapi import FastAPI, Path, Query, Request
 from starlette.responses import Response
 
+from core.conversation import CustomerEvent, EventKind
 from dialogue.engine import CallRefused
-from dialogue.types import CustomerEvent, EventKind
-from huashu import fastjson
+from core import fastjson
 from server import models as m
-from server.app import ctx
+from server.context import ctx
 from server.errors import BadRequest, Unprocessable, json_bytes
 from server.models import error_docs
 from store.phones import mask_id

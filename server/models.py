@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from dialogue.types import CustomerEvent, EventKind
+from core.conversation import CustomerEvent, EventKind
 
 M = TypeVar("M", bound=BaseModel)
 

@@ -22,7 +22,7 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from huashu.settings import Settings
+from core.settings import Settings
 from server.logs import FORMAT, MaskingFormatter
 from server.security import sign
 from tests.conftest import ROOT

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from huashu.settings import Settings
+from core.settings import Settings
 from tests.server.conftest import TRACK, client_for, signed
 
 START = {"call_id": "c-1", "customer_id": "cust-1", "track": TRACK}
