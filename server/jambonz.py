@@ -28,9 +28,9 @@ from typing import Annotated, Any
 from fastapi import FastAPI, Path, Query, Request
 from starlette.responses import Response
 
+from core import fastjson
 from core.conversation import CustomerEvent, EventKind
 from dialogue.engine import CallRefused
-from core import fastjson
 from server import models as m
 from server.context import ctx
 from server.errors import BadRequest, Unprocessable, json_bytes
