@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from huashu.settings import Settings
+from core.settings import Settings
 from nlu.classifier import HuashuClassifier, classifier_from_dir, ensure_model
 from nlu.config import BertSpec, TrainConfig
 from nlu.data import data_hash

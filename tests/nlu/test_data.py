@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from dialogue.loader import ScriptError
-from dialogue.vocab import INTENTS
-from nlu.data import NluDataError, data_hash, load_dir, load_file, parse_annotated, validate_nlu_dir, validate_paths
+from core.vocab import INTENTS
+from core.yamlio import ScriptError
+from nlu.data import NluDataError, data_hash, load_dir, load_file, parse_annotated, validate_paths
 from nlu.text import normalize
+from nlu.validate import validate_nlu_dir
 
 from .conftest import HELD_OUT, HELD_OUT2, HELD_OUT2_NOISY, SCRIPTS_NLU
 
