@@ -17,6 +17,8 @@ REPO = Path(__file__).resolve().parents[2]
 SCRIPTS_NLU = REPO / "scripts_zh" / "nlu"
 HELD_OUT = REPO / "tests" / "data" / "nlu_test.yml"
 HELD_OUT_NOISY = REPO / "tests" / "data" / "nlu_test_noisy.yml"
+HELD_OUT2 = REPO / "tests" / "data" / "nlu_heldout2_clean.yml"
+HELD_OUT2_NOISY = REPO / "tests" / "data" / "nlu_heldout2_noisy.yml"
 FIXTURE = Path(__file__).parent / "data"
 
 TINY = TrainConfig(n_aug=2, threads=1, val_fraction=0.2,
