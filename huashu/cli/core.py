@@ -18,21 +18,10 @@ from core.conversation import CustomerEvent, Reply, SessionState
 from core.settings import Settings
 from core.yamlio import ScriptError
 from dialogue.loader import Bundle
+from huashu.cli.times import instant as _now
 
 err = Console(stderr=True)
 out = Console()
-
-
-def _now(settings: Settings, at: str | None) -> datetime:
-    tz = ZoneInfo(settings.timezone)
-    if not at:
-        return datetime.now(tz)
-    try:
-        value = datetime.fromisoformat(at)
-    except ValueError:
-        err.print(f"[red]--at must be ISO 8601 (e.g. 2026-11-11T10:00:00+08:00), got {at!r}[/]")
-        raise typer.Exit(2) from None
-    return value if value.tzinfo else value.replace(tzinfo=tz)
 
 
 def _vars(pairs: list[str]) -> dict[str, str]:
