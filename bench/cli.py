@@ -21,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._machine import machine, pct  # noqa: E402
+from bench._machine import machine, pct
 
 LATE = "2026-12-03T23:00:00+08:00"  # outside the default calling window
 

@@ -34,9 +34,9 @@ if TYPE_CHECKING:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
     from rich.table import Table
 
-    from huashu.settings import Settings
+    from core.settings import Settings
 else:
-    Settings = _constructor("huashu.settings", "Settings")
+    Settings = _constructor("core.settings", "Settings")
     Table = _constructor("rich.table", "Table")
     Progress = _constructor("rich.progress", "Progress")
     BarColumn = _constructor("rich.progress", "BarColumn")

@@ -17,8 +17,8 @@ from rich.markup import escape
 from huashu.cli._lazy import Settings, console
 
 if TYPE_CHECKING:
+    from core.conversation import CustomerEvent, Reply, SessionState
     from dialogue.loader import Bundle
-    from dialogue.types import CustomerEvent, Reply, SessionState
 
 err = console(stderr=True)
 out = console()
@@ -49,8 +49,9 @@ def _vars(pairs: list[str]) -> dict[str, str]:
 
 def validate(paths: Annotated[list[Path] | None, typer.Argument(help="scripts folders (default: the shipped scripts_zh)")] = None) -> None:
     """Schema + graph checks on every track, persona and NLU file."""
+    from core.yamlio import ScriptError
     from dialogue.actions import ActionRunner
-    from dialogue.loader import ScriptError, load_bundle
+    from dialogue.loader import load_bundle
 
     settings = Settings()
     names = ActionRunner().names
@@ -74,7 +75,7 @@ def validate(paths: Annotated[list[Path] | None, typer.Argument(help="scripts fo
 
 def _validate_nlu(root: Path) -> None:
     try:
-        from nlu.data import validate_nlu_dir
+        from nlu.validate import validate_nlu_dir
     except ImportError:
         return
     if (root / "nlu").is_dir():
@@ -136,15 +137,15 @@ def simulate(
     # The compliance gate first: a refused call never waits for the NLU model to load.
     _gate(settings, customer, customer_id is None, when, as_json)
     from dialogue.engine import CallRefused, UnknownVariable
-    from dialogue.runtime import build_runtime
     from dialogue.simulate import parse_line, run_call
+    from huashu.runtime import build_runtime
 
     runtime = build_runtime(settings)
     interactive = sys.stdin.isatty() and not as_json and not audio
 
     def events() -> Iterator[CustomerEvent]:
         if audio:
-            from dialogue.audio_turns import audio_events
+            from huashu.audio_turns import audio_events
 
             yield from audio_events(settings, audio, runtime.bundle.track(track))
             return
@@ -224,8 +225,8 @@ DEMO_LINES = ["喂，你好", "你是机器人吗？", "哦，那这个要钱吗
 
 def demo() -> None:
     """A demo call of wecom_add_gift printed as a transcript, then an interactive call."""
-    from dialogue.runtime import build_runtime
     from dialogue.simulate import parse_line, run_call
+    from huashu.runtime import build_runtime
 
     settings = Settings()
     runtime = build_runtime(settings)
@@ -266,7 +267,7 @@ def actions_serve(
     port: Annotated[int, typer.Option("--port")] = 5055,
 ) -> None:
     """Serve huashu's built-in actions over rasa-sdk's webhook protocol (POST /webhook)."""
-    from dialogue.actions_server import serve
+    from huashu.actions_server import serve
 
     serve(Settings(), host, port)
 

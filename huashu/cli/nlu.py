@@ -113,7 +113,7 @@ def classify(
     model: ModelOpt = None,
 ) -> None:
     """Classify utterances: intent, confidence, deciding layer, entities."""
-    from dialogue.vocab import INTENT_SET
+    from core.vocab import INTENT_SET
     from nlu.classifier import CONFIDENCE_THRESHOLD, classify_texts
 
     settings = Settings()

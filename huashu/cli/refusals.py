@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from huashu.settings import Settings
+    from core.settings import Settings
 
 
 

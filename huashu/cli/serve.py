@@ -19,7 +19,7 @@ out = console()
 
 def app_from_env():
     """uvicorn factory for `--workers N` (each worker builds its app from the environment)."""
-    from server.app import create_app
+    from huashu.app import create_app
 
     return create_app(Settings())
 
@@ -44,7 +44,7 @@ def serve(
         _check_redis(settings)
     config = log_config(log_level)
     if workers == 1:
-        from server.app import create_app
+        from huashu.app import create_app
 
         uvicorn.run(create_app(settings), host=host, port=port, log_config=config, access_log=True)
         return

@@ -17,7 +17,8 @@ out = console()
 
 
 def _bundle(settings: Settings, scripts: Path | None) -> Bundle:
-    from dialogue.loader import ScriptError, load_bundle
+    from core.yamlio import ScriptError
+    from dialogue.loader import load_bundle
 
     root = scripts or settings.effective_scripts_dir
     if not (root / "tracks").is_dir():
