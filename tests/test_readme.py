@@ -70,3 +70,21 @@ def test_quick_tour_runs_twice_in_a_row_at_any_hour(tmp_path: Path, nlu_model_di
         for name in ("presale.html", "sms.csv", "report.html"):
             assert (work / name).stat().st_size > 0, name
         shutil.move(work / "report.html", tmp_path / f"report-{utc[11:13]}.html")
+
+
+def test_readme_is_a_short_front_door_with_the_two_commands() -> None:
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert "make run" in text and "make test" in text
+    assert len(text.splitlines()) <= 300
+    for link in re.findall(r"\]\(([^)#]+)\)", text):
+        assert not link.startswith(("http://", "https://")), f"README links outside the repository: {link}"
+        assert (ROOT / link).exists(), f"README links to a missing file: {link}"
+
+
+def test_every_setting_is_in_the_readme_table() -> None:
+    from core.settings import Settings
+
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    table = text.split("[start:settings]", 1)[1].split("[end:settings]", 1)[0]
+    missing = [f"HUASHU_{name.upper()}" for name in Settings.model_fields if f"`HUASHU_{name.upper()}`" not in table]
+    assert not missing, f"add a row to the settings table in README.md for: {', '.join(missing)}"
