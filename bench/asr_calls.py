@@ -9,7 +9,7 @@ Run: .venv/bin/python bench/asr_calls.py [--show-errors]     (bench/asr.py runs 
 - The held-out scripted calls (tests/data/calls): each call is first played as text to find the
   node every sentence is said at; then each turn's audio is recognised without hints and with that
   node's hints (CER), and the whole call is played from audio exactly as `huashu simulate --audio`
-  does (dialogue.audio_turns: per-node hints), and its outcome compared with the expected one.
+  does (huashu.audio_turns: per-node hints), and its outcome compared with the expected one.
   The text run's outcome is the ceiling (what a perfect recogniser would give).
 """
 
@@ -35,8 +35,8 @@ from asr import AsrHints, Recognizer, load_recognizer, transcribe_bytes
 from asr.metrics import corpus_cer
 from dialogue.hints import phrases_for
 from dialogue.simulate import run_call
-from dialogue.types import CustomerEvent, EventKind, SessionState
-from huashu.settings import Settings
+from core.conversation import CustomerEvent, EventKind, SessionState
+from core.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 AUDIO = ROOT / "tests" / "data" / "audio"
@@ -62,7 +62,7 @@ class CallResult:
 
 
 def _engine(settings: Settings) -> Any:
-    from dialogue.runtime import build_runtime
+    from huashu.runtime import build_runtime
 
     return build_runtime(settings, with_store=False).engine
 
@@ -106,7 +106,7 @@ def _fixed(events: list[CustomerEvent]) -> Callable[[Callable[[], SessionState |
 
 
 def calls(rec: Recognizer, settings: Settings, show: bool) -> tuple[list[tuple[str, float, int]], list[CallResult]]:
-    from dialogue.audio_turns import audio_events
+    from huashu.audio_turns import audio_events
 
     engine = _engine(settings)
     spec = yaml.safe_load((CALLS / "calls.yml").read_text("utf-8"))["calls"]

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dialogue.schema import Node, Track
-from dialogue.vocab import INTENT_SET
+from core.vocab import INTENT_SET
 
 PER_INTENT = 4  # NLU examples per expected intent
 MAX_EXAMPLE_CHARS = 8  # longer examples are sentences, not phrases a prompt should carry

@@ -14,8 +14,8 @@ from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
-from huashu import fastjson
-from server.sessions import SessionsUnavailable
+from core import fastjson
+from core.shared_kv import SessionsUnavailable
 
 log = logging.getLogger("huashu.server")
 

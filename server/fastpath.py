@@ -22,8 +22,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from server import models as m
 from server.errors import error_response
 
-if TYPE_CHECKING:  # server.app imports this module
-    from server.app import ServerContext
+if TYPE_CHECKING:
+    from server.context import ServerContext
 
 EVENTS = re.compile(r"/v1/calls/([^/]+)/events")
 START = "/v1/calls"

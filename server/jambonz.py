@@ -26,9 +26,9 @@ from typing import Annotated, Any
 from fastapi import FastAPI, Query, Request
 from starlette.responses import Response
 
+from core.conversation import CustomerEvent, EventKind
 from dialogue.engine import CallRefused
-from dialogue.types import CustomerEvent, EventKind
-from server.app import ctx
+from server.context import ctx
 from server.errors import Unprocessable, json_bytes
 from server.models import error_docs
 from store.phones import mask_id

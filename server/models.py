@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from dialogue.types import CustomerEvent, EventKind
+from core.conversation import CustomerEvent, EventKind
 
 M = TypeVar("M", bound=BaseModel)
 

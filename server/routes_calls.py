@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import FastAPI, Query, Request
 from starlette.responses import Response
 
-from dialogue.types import CustomerEvent, EventKind, SessionState
+from core.conversation import CustomerEvent, EventKind, SessionState
 from server import fastpath
 from server import models as m
-from server.app import ServerContext, ctx
+from server.context import ServerContext, ctx
 from server.errors import Unprocessable
+from server.recognizer import hints_for, recognizer
 
 
 def _json(body: bytes, status: int = 200) -> Response:
@@ -69,34 +70,6 @@ def register(app: FastAPI) -> None:
     from server.stream import register as register_stream
 
     register_stream(app)
-
-
-async def recognizer(c: ServerContext) -> Any:
-    """The ASR recognizer, loaded once per process (in a worker thread; the first call waits)."""
-    fut = c.extras.get("asr")
-    if fut is None:
-        from asr import load_recognizer
-
-        fut = asyncio.get_running_loop().run_in_executor(c.executor, load_recognizer, c.settings)
-        c.extras["asr"] = fut
-    try:
-        return await asyncio.shield(fut)
-    except Exception:
-        c.extras.pop("asr", None)  # let a later request try again (e.g. after fixing the model path)
-        raise
-
-
-def hints_for(c: ServerContext, state: SessionState) -> Any:
-    """The compiled hints of the node the call waits at, with this call's variable values."""
-    from asr.types import AsrHints
-    from dialogue.hints import phrases_for
-
-    bundle = c.engine.bundle
-    try:
-        track = bundle.track(state.track_id)
-    except KeyError:
-        return AsrHints()
-    return AsrHints(phrases_for(bundle.root, track, state.node, state.variables))
 
 
 async def audio_turn(c: ServerContext, call_id: str, raw: bytes, *, seq: int | None, rate: int | None,

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from huashu.settings import Settings
+from core.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPTS = ROOT / "scripts_zh"

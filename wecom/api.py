@@ -1,4 +1,4 @@
-"""HTTP routes of the WeCom area, included by server.app: suggestions, the agent's pick, the
+"""HTTP routes of the WeCom area, mounted by huashu.app: suggestions, the agent's pick, the
 sidebar page, WeCom's callback and the campaign report page.
 
 The Runtime comes from `request.app.state.runtime` (or the server's `app.state.huashu.runtime`).
@@ -19,7 +19,7 @@ from fastapi import APIRouter, Body, Depends, HTTPException, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, PlainTextResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from dialogue.runtime import Runtime
+from dialogue.assembly import Runtime
 from wecom.callback import CallbackRejected
 from wecom.service import UnknownReply, WecomService
 from wecom.suggest import HistoryItem

@@ -29,7 +29,7 @@ def transcribe(
     from rich.progress import Progress
 
     from asr import AsrError, AsrHints, AudioError, load_recognizer, transcribe_bytes
-    from huashu.settings import get_settings
+    from core.settings import get_settings
 
     err = Console(stderr=True)
     name = (backend or get_settings().asr_backend).lower()
@@ -84,7 +84,7 @@ def _track_hints(track: str | None, node: str | None, err: object) -> tuple[str,
         raise typer.Exit(2)
     from dialogue.hints import phrases_for
     from dialogue.loader import ScriptError, load_bundle
-    from huashu.settings import get_settings
+    from core.settings import get_settings
 
     try:
         bundle = load_bundle(get_settings().effective_scripts_dir)

@@ -14,7 +14,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from huashu.settings import Settings
+from core.settings import Settings
 
 err = Console(stderr=True)
 out = Console()
@@ -22,7 +22,7 @@ out = Console()
 
 def app_from_env():
     """uvicorn factory for `--workers N` (each worker builds its app from the environment)."""
-    from server.app import create_app
+    from huashu.app import create_app
 
     return create_app(Settings())
 
@@ -47,7 +47,7 @@ def serve(
         _check_redis(settings)
     config = log_config(log_level)
     if workers == 1:
-        from server.app import create_app
+        from huashu.app import create_app
 
         uvicorn.run(create_app(settings), host=host, port=port, log_config=config, access_log=True)
         return

@@ -116,8 +116,8 @@ def test_tracks_hints_command_lists_every_waiting_node() -> None:
 def test_the_server_hints_the_node_the_call_waits_at_with_the_call_s_values(bundle) -> None:  # type: ignore[no-untyped-def]
     from types import SimpleNamespace
 
-    from dialogue.types import SessionState
-    from server.routes_calls import hints_for
+    from core.conversation import SessionState
+    from server.recognizer import hints_for
 
     context = SimpleNamespace(engine=SimpleNamespace(bundle=bundle))
     state = SessionState(call_id="c", track_id="balance_reminder", customer_id="x", node="ask_pay_time",

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from huashu.settings import Settings
+from core.settings import Settings
 from tests.server.conftest import NOW, TRACK, SlowClassifier, client_for, context, record
 
 START = {"call_id": "c-1", "customer_id": "cust-1", "track": TRACK}
@@ -210,7 +210,7 @@ def test_a_start_retried_after_a_session_store_failure_is_not_capped_by_itself(
         make_settings: Callable[..., Settings]) -> None:
     """The gate recorded the attempt, then the session commit failed (Redis blip) → 503; the
     gateway's retry of the same call must go through, even with one call a day allowed."""
-    from server.sessions import SessionsUnavailable
+    from core.shared_kv import SessionsUnavailable
 
     settings = make_settings(max_calls_per_day=1)
     with client_for(settings) as client:

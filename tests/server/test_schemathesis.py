@@ -16,8 +16,8 @@ from schemathesis.checks import (
     status_code_conformance,
 )
 
-from huashu.settings import Settings
-from server.app import create_app
+from core.settings import Settings
+from huashu.app import create_app
 from tests.server.conftest import NOW, make_runtime
 
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
