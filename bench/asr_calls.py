@@ -33,10 +33,10 @@ import yaml
 
 from asr import AsrHints, Recognizer, load_recognizer, transcribe_bytes
 from asr.metrics import corpus_cer
-from dialogue.hints import phrases_for
-from dialogue.simulate import run_call
 from core.conversation import CustomerEvent, EventKind, SessionState
 from core.settings import Settings
+from dialogue.hints import phrases_for
+from dialogue.simulate import run_call
 
 ROOT = Path(__file__).resolve().parent.parent
 AUDIO = ROOT / "tests" / "data" / "audio"

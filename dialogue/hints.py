@@ -20,8 +20,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from dialogue.schema import Node, Track
 from core.vocab import INTENT_SET
+from dialogue.schema import Node, Track
 
 PER_INTENT = 4  # NLU examples per expected intent
 MAX_EXAMPLE_CHARS = 8  # longer examples are sentences, not phrases a prompt should carry

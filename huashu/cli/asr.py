@@ -82,9 +82,9 @@ def _track_hints(track: str | None, node: str | None, err: object) -> tuple[str,
     if not (track and node):
         err.print("[red]error:[/] --track and --node go together")
         raise typer.Exit(2)
+    from core.settings import get_settings
     from dialogue.hints import phrases_for
     from dialogue.loader import ScriptError, load_bundle
-    from core.settings import get_settings
 
     try:
         bundle = load_bundle(get_settings().effective_scripts_dir)
