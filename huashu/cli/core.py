@@ -60,6 +60,7 @@ def validate(paths: Annotated[list[Path] | None, typer.Argument(help="scripts fo
         try:
             bundle = load_bundle(root, names)
             _validate_nlu(root)
+            _validate_hints(bundle)
             _validate_replies(root, bundle)
         except ScriptError as exc:
             for problem in exc.problems:
@@ -78,6 +79,20 @@ def _validate_nlu(root: Path) -> None:
         return
     if (root / "nlu").is_dir():
         validate_nlu_dir(root / "nlu")
+
+
+def _validate_hints(bundle: Bundle) -> None:
+    """ASR hints compile for every waiting node (drops name real phrases, prompts fit)."""
+    from dialogue.hints import hint_problems, nlu_examples
+    from dialogue.loader import Problem
+
+    examples = nlu_examples(bundle.root)
+    for track in bundle.tracks.values():
+        src = bundle.track_sources[track.id]
+        found = [Problem(src.file, src.line(node, "vocabulary"), node, msg)
+                 for node, msg in hint_problems(track, examples)]
+        if found:
+            raise ScriptError(found)
 
 
 def _validate_replies(root: Path, bundle: Bundle) -> None:
@@ -134,7 +149,8 @@ def simulate(
         if audio:
             from huashu.audio_turns import audio_events
 
-            yield from audio_events(settings, audio, runtime.bundle.track(track))
+            yield from audio_events(settings, audio, runtime.bundle.track(track), runtime.bundle.root,
+                                    lambda: latest[0])
             return
         while True:
             if interactive:
@@ -153,10 +169,17 @@ def simulate(
             except ValueError as exc:
                 err.print(f"[yellow]{exc}[/]")
 
+    latest: list[SessionState | None] = [None]  # the call's state before the next turn (audio hints)
+
+    def on_reply(state: SessionState, reply: Reply) -> None:
+        latest[0] = state
+        if not as_json:
+            _print_reply(state, reply)
+
     try:
         call = run_call(runtime.engine, track=track, customer_id=customer_id,
                         call_id=call_id or f"sim-{uuid.uuid4().hex[:12]}", at=when, events=events(),
-                        variables=variables, on_reply=None if as_json else _print_reply)
+                        variables=variables, on_reply=on_reply)
     except CallRefused as exc:
         if as_json:
             print(json.dumps({"refused": exc.reason}, ensure_ascii=False))
