@@ -62,6 +62,7 @@ def validate(paths: Annotated[list[Path] | None, typer.Argument(help="scripts fo
         try:
             bundle = load_bundle(root, names)
             _validate_nlu(root)
+            _validate_hints(bundle)
             _validate_replies(root, bundle)
         except ScriptError as exc:
             for problem in exc.problems:
@@ -80,6 +81,20 @@ def _validate_nlu(root: Path) -> None:
         return
     if (root / "nlu").is_dir():
         validate_nlu_dir(root / "nlu")
+
+
+def _validate_hints(bundle: Bundle) -> None:
+    """ASR hints compile for every waiting node (drops name real phrases, prompts fit)."""
+    from dialogue.hints import hint_problems, nlu_examples
+    from dialogue.loader import Problem
+
+    examples = nlu_examples(bundle.root)
+    for track in bundle.tracks.values():
+        src = bundle.track_sources[track.id]
+        found = [Problem(src.file, src.line(node, "vocabulary"), node, msg)
+                 for node, msg in hint_problems(track, examples)]
+        if found:
+            raise ScriptError(found)
 
 
 def _validate_replies(root: Path, bundle: Bundle) -> None:
@@ -147,7 +162,8 @@ def simulate(
         if audio:
             from huashu.audio_turns import audio_events
 
-            yield from audio_events(settings, audio, runtime.bundle.track(track))
+            yield from audio_events(settings, audio, runtime.bundle.track(track), runtime.bundle.root,
+                                    lambda: latest[0])
             return
         while True:
             if interactive:
@@ -166,11 +182,18 @@ def simulate(
             except ValueError as exc:
                 err.print(f"[yellow]{exc}[/]")
 
+    latest: list[SessionState | None] = [None]  # the call's state before the next turn (audio hints)
     printer = None if as_json else _reply_printer(echo_customer=not interactive)
+
+    def on_reply(state: SessionState, reply: Reply) -> None:
+        latest[0] = state
+        if printer is not None:
+            printer(state, reply)
+
     try:
         call = run_call(runtime.engine, track=track, customer_id=customer,
                         call_id=call_id or f"sim-{uuid.uuid4().hex[:12]}", at=when, events=events(),
-                        variables=variables, on_reply=printer)
+                        variables=variables, on_reply=on_reply)
     except CallRefused as exc:
         _refused(settings, exc.reason, customer, when, as_json)
     except UnknownVariable as exc:
