@@ -85,6 +85,7 @@ def _validate_nlu(root: Path) -> None:
 
 def _validate_hints(bundle: Bundle) -> None:
     """ASR hints compile for every waiting node (drops name real phrases, prompts fit)."""
+    from core.yamlio import ScriptError
     from dialogue.hints import hint_problems, nlu_examples
     from dialogue.loader import Problem
 
