@@ -169,9 +169,14 @@ def handled_exceptions() -> tuple[type[Exception], ...]:
     from core.shared_kv import SessionsUnavailable
     from dialogue.engine import CallRefused, UnknownVariable
     from server.errors import ApiError
+    from store.db import CONNECTIVITY_ERRORS
+    from store.errors import StoreUnavailableError
 
+    # the database's outage errors too: answered 503 by the exception middleware, not re-raised
+    # to uvicorn as a crash (server.errors maps them)
     return (ApiError, CallRefused, ValidationError, UnicodeDecodeError, UnknownVariable, SessionsUnavailable,
-            AsrError, RequestValidationError, StarletteHTTPException, Exception)
+            StoreUnavailableError, *CONNECTIVITY_ERRORS, AsrError, RequestValidationError,
+            StarletteHTTPException, Exception)
 
 
 def _register_basic_routes(app: FastAPI) -> None:
