@@ -8,18 +8,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
-from core.settings import Settings
+from huashu.cli._lazy import Settings, Table, console
 from huashu.cli.times import instant
 
 if TYPE_CHECKING:
     from nlu.classifier import HuashuClassifier
     from nlu.data import Example, NluData
 
-err = Console(stderr=True)
-out = Console()
+err = console(stderr=True)
+out = console()
 
 nlu_app = typer.Typer(help="Intent recognition: train the model, classify text, evaluate on a test file.",
                       no_args_is_help=True)

@@ -4,14 +4,17 @@ is in HUASHU_TIMEZONE, no value is now; a bad value exits 2 naming the option.""
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 import typer
-from rich.console import Console
 
-from core.settings import Settings
+from huashu.cli._lazy import console
 
-_err = Console(stderr=True)
+if TYPE_CHECKING:
+    from core.settings import Settings
+
+_err = console(stderr=True)
 
 
 def instant(settings: Settings, value: str | None, option: str = "--at") -> datetime:
