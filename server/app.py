@@ -12,7 +12,7 @@ import gc
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -96,6 +96,12 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
             if runtime is None and rt.store is not None:
                 rt.store.close()
 
+    return _http_app(settings, metrics, lifespan, routers)
+
+
+def _http_app(settings: Settings, metrics: Metrics, lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]],
+              routers: Sequence[APIRouter]) -> FastAPI:
+    """The HTTP side: error mapping, the guard and fast-path middleware, every route."""
     # FastAPI's built-in OpenTelemetry looks up the global providers on every request (5 % of the
     # event loop at 1,000 calls); off unless asked for (Prometheus /metrics is always there).
     otel = bool(settings.otel)
