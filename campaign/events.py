@@ -38,9 +38,10 @@ class Event:
 def record(runner: Runner, event: Event) -> dict[str, Any]:
     """Apply an event once. The same event_id again: `{"duplicate": true}`, no second effect."""
     def run(conn: Connection) -> bool:
-        ins = insert(conn, ct.campaign_events).on_conflict_do_nothing(index_elements=["event_id"])
+        ins = (insert(conn, ct.campaign_events).on_conflict_do_nothing(index_elements=["event_id"])
+               .returning(ct.campaign_events.c.event_id))  # RETURNING: rowcount is -1 on psycopg here
         new = conn.execute(ins, {"event_id": event.event_id, "type": event.type, "customer_id": event.customer_id,
-                                 "at": event.at, "body": event.body}).rowcount == 1
+                                 "at": event.at, "body": event.body}).first() is not None
         if new and event.type in PAID_EVENTS:
             _apply_payment(conn, event)
         if new and event.type == "tag":

@@ -134,9 +134,11 @@ class Touches:
         """Plan a step once: insert its marker row and its touches in one transaction. False when
         another runner planned it first (nothing written)."""
         def run(conn: Connection) -> bool:
-            ins = insert(conn, ct.campaign_steps).on_conflict_do_nothing(index_elements=["campaign", "step"])
+            # RETURNING, not rowcount: psycopg reports -1 for INSERT … ON CONFLICT through SQLAlchemy
+            ins = (insert(conn, ct.campaign_steps).on_conflict_do_nothing(index_elements=["campaign", "step"])
+                   .returning(ct.campaign_steps.c.step))
             if conn.execute(ins, {"campaign": campaign, "step": step, "planned_at": now,
-                                  "skipped": skipped}).rowcount != 1:
+                                  "skipped": skipped}).first() is None:
                 return False
             self._insert_touches(conn, rows)
             return True
@@ -154,11 +156,12 @@ class Touches:
     @staticmethod
     def _insert_touches(conn: Connection, rows: Sequence[dict[str, Any]]) -> int:
         n = 0
-        stmt = insert(conn, ct.touches).on_conflict_do_nothing(index_elements=["campaign", "step", "customer_id"])
+        stmt = (insert(conn, ct.touches).on_conflict_do_nothing(index_elements=["campaign", "step", "customer_id"])
+                .returning(TOUCH.id))
         for i in range(0, len(rows), CHUNK):
             chunk = rows[i:i + CHUNK]
             if chunk:
-                n += max(conn.execute(stmt, list(chunk)).rowcount, 0)
+                n += len(conn.execute(stmt, list(chunk)).all())
         return n
 
     def sent_customers(self, campaign: str, step: str, customer_ids: Iterable[str]) -> set[str]:
@@ -295,11 +298,13 @@ class Touches:
         e = ct.campaign_events.c
         paid_after = sa.exists().where(e.customer_id == TOUCH.customer_id, e.type.in_(PAID_EVENTS),
                                        e.at >= TOUCH.at)
-        q = (sa.select(TOUCH.step, TOUCH.branch, TOUCH.state, TOUCH.status, TOUCH.reason,
-                       TOUCH.due_at <= now, paid_after, sa.func.count())
-             .where(TOUCH.campaign == name)
-             .group_by(TOUCH.step, TOUCH.branch, TOUCH.state, TOUCH.status, TOUCH.reason, TOUCH.due_at <= now,
-                       paid_after))
+        inner = (sa.select(TOUCH.step, TOUCH.branch, TOUCH.state, TOUCH.status, TOUCH.reason,
+                           sa.case((TOUCH.due_at <= now, 1), else_=0).label("is_due"),
+                           sa.case((paid_after, 1), else_=0).label("converted"))
+                 .where(TOUCH.campaign == name).subquery())
+        cols = [inner.c.step, inner.c.branch, inner.c.state, inner.c.status, inner.c.reason, inner.c.is_due,
+                inner.c.converted]
+        q = sa.select(*cols, sa.func.count()).group_by(*cols)
         c = ct.campaign_steps.c
         rows, planned = self._tx(lambda conn: (conn.execute(q).all(), {
             r.step: (r.planned_at, r.skipped) for r in conn.execute(

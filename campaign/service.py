@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import dramatiq
@@ -51,7 +51,7 @@ def build_runner(store: SqlStore, cs: CampaignSettings, clock: Callable[[], date
                  pacing: bool = True) -> Runner:
     touches = Touches.open(store)
     sms, wecom = providers(cs)
-    runner = Runner(touches, clock, sms=sms, wecom=wecom, calls=placer(cs))
+    runner = Runner(touches, clock, sms=sms, wecom=wecom, calls=placer(cs), lease=timedelta(seconds=cs.campaign_lease_s))
     if pacing:
         runner.pacer = Pacer(make_limiter_backend(cs.redis_url), calls_in_flight(runner), cs.redis_prefix)
     return runner

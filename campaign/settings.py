@@ -14,7 +14,8 @@ class CampaignSettings(BaseSettings):
     redis_prefix: str = "huashu:"
     worker_threads: int = Field(default=4, ge=1, le=64)
     campaign_tick_s: float = Field(default=2.0, gt=0)
-    campaign_embedded: bool = True  # huashu serve runs the runner when no broker is configured
+    campaign_embedded: bool = False  # `huashu serve` turns it on: the runner in-process without a broker
+    campaign_lease_s: float = Field(default=300, gt=0)  # a claimed touch's lease (a dead worker's expires)
     gateway_secret: str = ""  # signs originate webhooks (first of the comma-separated list)
     public_base_url: str = "http://127.0.0.1:8000"
     call_gateway: str = ""  # "" (no calls) | webhook | jambonz

@@ -166,6 +166,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     clips.register(app)
     jambonz.register(app)
     _include_wecom(app)
+    _include_campaign(app)
     return app
 
 
@@ -196,6 +197,16 @@ def _include_wecom(app: FastAPI) -> None:
         from wecom.api import router
     except ImportError as exc:
         log.debug("wecom router not available: %s", exc)
+        return
+    app.include_router(router)
+
+
+def _include_campaign(app: FastAPI) -> None:
+    """The campaign runner's router (events, run status, report page, embedded dispatcher)."""
+    try:
+        from campaign.routes import router
+    except ImportError as exc:
+        log.debug("campaign router not available: %s", exc)
         return
     app.include_router(router)
 

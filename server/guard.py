@@ -16,7 +16,7 @@ from server import security
 from server.errors import ApiError, PayloadTooLarge, error_response
 from server.metrics import Metrics
 
-SIGNED_PREFIXES = ("/v1/calls", "/v1/customers")
+SIGNED_PREFIXES = ("/v1/calls", "/v1/customers", "/v1/events", "/v1/campaigns")
 AGENT_PREFIXES = ("/v1/wecom", "/v1/reports")
 # WeCom's own callback is signed by WeCom (msg_signature, checked by wecom.api); the sidebar page
 # and its static files are a shell that gets the key from the URL fragment and calls the
