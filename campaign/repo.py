@@ -314,7 +314,8 @@ class Touches:
             at, skipped = planned.get(step.id, (None, {}))
             steps[step.id] = _empty(step.spec.channel, at.astimezone(self.store.tz) if at else None,
                                     step.spec.trigger, dict(skipped))
-        for step_id, branch, state, status, reason, is_due, converted, n in rows:
+        for row in rows:
+            step_id, branch, state, status, reason, is_due, converted, n = tuple(row)
             doc = steps.setdefault(step_id, _empty("sms", None, None, {}))
             _count(doc, state, status, reason, bool(is_due), bool(converted), n)
             if branch:

@@ -57,7 +57,6 @@ def _run(runner: Runner, clock: dict[str, Any], when: str) -> list[str]:
 
 
 def _touches(store: Any) -> dict[tuple[str, str], Any]:
-    c = ct.touches.c
     with store.engine.connect() as conn:
         return {(r.step, r.customer_id): r for r in conn.execute(sa.select(ct.touches)).all()}
 
@@ -167,7 +166,7 @@ def test_carrier_rules_postpone_a_call(store: Any, tmp_path: Path) -> None:
 
 
 def test_pause_stops_dispatch_and_resume_continues(store: Any, tmp_path: Path) -> None:
-    runner, rec, clock = _setup(store, tmp_path, n=3)
+    runner, _, clock = _setup(store, tmp_path, n=3)
     runner.touches.set_status("test_push", "paused", clock["now"])
     assert runner.tick(clock["now"]) == []
     runner.touches.set_status("test_push", "running", clock["now"])
