@@ -252,7 +252,10 @@ class Touches:
 
         def run(conn: Connection) -> bool:
             cond = [TOUCH.id == touch.id]
-            cond.append(TOUCH.state == touch.state if any_claim else TOUCH.claim == touch.claim)
+            if any_claim:  # a call result: whether its worker has marked the call placed yet or not
+                cond += [TOUCH.state.in_(("sending", "waiting")), TOUCH.attempts == touch.attempts]
+            else:
+                cond.append(TOUCH.claim == touch.claim)
             n = conn.execute(ct.touches.update().where(*cond).values(**values)).rowcount
             if n == 1 and result is not None:
                 a = ct.touch_attempts.c

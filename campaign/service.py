@@ -72,7 +72,7 @@ class Dispatcher:
     def build(cls, runner: Runner, cs: CampaignSettings) -> Dispatcher:
         broker = make_broker(cs.broker_url, cs.redis_prefix)
         actor = declare(broker, lambda: runner)
-        return cls(runner, broker, actor, Scheduler(runner, actor, cs.campaign_tick_s))
+        return cls(runner, broker, actor, Scheduler(runner, actor, cs.campaign_tick_s, cs.campaign_resend_s))
 
     def start(self, *, threads: int, schedule: bool = True) -> None:
         if threads > 0:

@@ -15,6 +15,7 @@ class CampaignSettings(BaseSettings):
     worker_threads: int = Field(default=4, ge=1, le=64)
     campaign_tick_s: float = Field(default=2.0, gt=0)
     campaign_embedded: bool = False  # `huashu serve` turns it on: the runner in-process without a broker
+    campaign_resend_s: float = Field(default=60, gt=0)  # re-enqueue a due touch whose message got lost
     campaign_lease_s: float = Field(default=300, gt=0)  # a claimed touch's lease (a dead worker's expires)
     gateway_secret: str = ""  # signs originate webhooks (first of the comma-separated list)
     public_base_url: str = "http://127.0.0.1:8000"
