@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench._machine import machine  # noqa: E402
-from huashu.settings import Settings  # noqa: E402
+from core.settings import Settings  # noqa: E402
 from server.gateway_sim import SimConfig, Turn, percentile, run_load  # noqa: E402
 
 HUASHU = str(Path(sys.executable).parent / "huashu")
@@ -56,8 +56,8 @@ def free_port() -> int:
 
 def seed_customers(data: Path, n: int) -> None:
     """Imported customers for the calls (as in production: calls go to known customers)."""
+    from core.customers import CustomerRecord
     from store import open_store
-    from store.types import CustomerRecord
 
     store = open_store(Settings(data_dir=data))
     try:
@@ -72,6 +72,7 @@ def start_server(workers: int, redis: bool, data: Path, prefix: str, log: Path) 
     env = {k: v for k, v in os.environ.items() if not k.startswith("HUASHU_")}
     env.update(HUASHU_DATA_DIR=str(data), HUASHU_CACHE_DIR=str(data / "cache"),
                HUASHU_NLU_MODEL_DIR=str(Settings().effective_nlu_model_dir), HUASHU_GATEWAY_SECRET=SECRET,
+               HUASHU_AGENT_KEYS="bench-agent-key",
                HUASHU_CALLING_WINDOW="00:00-24:00", HUASHU_MAX_CALLS_PER_DAY="1000000",
                HUASHU_MAX_CALLS_PER_WEEK="1000000")
     if redis:

@@ -26,7 +26,7 @@ from campaign.events import CALL_RESULT, Event, record
 from campaign.repo import Touches
 from campaign.runner import Runner
 from campaign.spec import load
-from dialogue.types import ConversationResult
+from core.conversation import ConversationResult
 from store import schema as t
 from store.providers import OutboundMessage
 

@@ -13,8 +13,8 @@ import typer
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from core.settings import Settings
 from huashu.cli.store import _fail, _instant, _store, campaign_app, err, out
-from huashu.settings import Settings
 
 if TYPE_CHECKING:
     from campaign.repo import Touches

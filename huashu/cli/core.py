@@ -14,9 +14,10 @@ from zoneinfo import ZoneInfo
 import typer
 from rich.console import Console
 
-from dialogue.loader import Bundle, ScriptError
-from dialogue.types import CustomerEvent, Reply, SessionState
-from huashu.settings import Settings
+from core.conversation import CustomerEvent, Reply, SessionState
+from core.settings import Settings
+from core.yamlio import ScriptError
+from dialogue.loader import Bundle
 
 err = Console(stderr=True)
 out = Console()
@@ -59,6 +60,7 @@ def validate(paths: Annotated[list[Path] | None, typer.Argument(help="scripts fo
         try:
             bundle = load_bundle(root, names)
             _validate_nlu(root)
+            _validate_hints(bundle)
             _validate_replies(root, bundle)
         except ScriptError as exc:
             for problem in exc.problems:
@@ -72,11 +74,25 @@ def validate(paths: Annotated[list[Path] | None, typer.Argument(help="scripts fo
 
 def _validate_nlu(root: Path) -> None:
     try:
-        from nlu.data import validate_nlu_dir
+        from nlu.validate import validate_nlu_dir
     except ImportError:
         return
     if (root / "nlu").is_dir():
         validate_nlu_dir(root / "nlu")
+
+
+def _validate_hints(bundle: Bundle) -> None:
+    """ASR hints compile for every waiting node (drops name real phrases, prompts fit)."""
+    from dialogue.hints import hint_problems, nlu_examples
+    from dialogue.loader import Problem
+
+    examples = nlu_examples(bundle.root)
+    for track in bundle.tracks.values():
+        src = bundle.track_sources[track.id]
+        found = [Problem(src.file, src.line(node, "vocabulary"), node, msg)
+                 for node, msg in hint_problems(track, examples)]
+        if found:
+            raise ScriptError(found)
 
 
 def _validate_replies(root: Path, bundle: Bundle) -> None:
@@ -115,8 +131,8 @@ def simulate(
 ) -> None:
     """Simulate a call: one customer turn per stdin line (<silence>, <hangup>, <dtmf:N>)."""
     from dialogue.engine import CallRefused, UnknownVariable
-    from dialogue.runtime import build_runtime
     from dialogue.simulate import parse_line, run_call
+    from huashu.runtime import build_runtime
 
     settings = Settings()
     when = _now(settings, at)
@@ -131,9 +147,10 @@ def simulate(
 
     def events() -> Iterator[CustomerEvent]:
         if audio:
-            from dialogue.audio_turns import audio_events
+            from huashu.audio_turns import audio_events
 
-            yield from audio_events(settings, audio, runtime.bundle.track(track))
+            yield from audio_events(settings, audio, runtime.bundle.track(track), runtime.bundle.root,
+                                    lambda: latest[0])
             return
         while True:
             if interactive:
@@ -152,10 +169,17 @@ def simulate(
             except ValueError as exc:
                 err.print(f"[yellow]{exc}[/]")
 
+    latest: list[SessionState | None] = [None]  # the call's state before the next turn (audio hints)
+
+    def on_reply(state: SessionState, reply: Reply) -> None:
+        latest[0] = state
+        if not as_json:
+            _print_reply(state, reply)
+
     try:
         call = run_call(runtime.engine, track=track, customer_id=customer_id,
                         call_id=call_id or f"sim-{uuid.uuid4().hex[:12]}", at=when, events=events(),
-                        variables=variables, on_reply=None if as_json else _print_reply)
+                        variables=variables, on_reply=on_reply)
     except CallRefused as exc:
         if as_json:
             print(json.dumps({"refused": exc.reason}, ensure_ascii=False))
@@ -174,8 +198,8 @@ DEMO_LINES = ["喂，你好", "你是机器人吗？", "哦，那这个要钱吗
 
 def demo() -> None:
     """A demo call of wecom_add_gift printed as a transcript, then an interactive call."""
-    from dialogue.runtime import build_runtime
     from dialogue.simulate import parse_line, run_call
+    from huashu.runtime import build_runtime
 
     settings = Settings()
     runtime = build_runtime(settings)
@@ -216,7 +240,7 @@ def actions_serve(
     port: Annotated[int, typer.Option("--port")] = 5055,
 ) -> None:
     """Serve huashu's built-in actions over rasa-sdk's webhook protocol (POST /webhook)."""
-    from dialogue.actions_server import serve
+    from huashu.actions_server import serve
 
     serve(Settings(), host, port)
 

@@ -16,9 +16,9 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from campaign.channels import CallRequest
-from huashu.settings import Settings
+from core.customers import CustomerRecord
+from core.settings import Settings
 from store.providers import OutboundMessage
-from store.types import CustomerRecord
 from tests.conftest import skip_or_fail
 
 TZ = ZoneInfo("Asia/Shanghai")

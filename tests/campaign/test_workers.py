@@ -30,8 +30,8 @@ from campaign.events import CALL_RESULT, Event, record
 from campaign.repo import Touches
 from campaign.runner import Runner
 from campaign.spec import load
+from core.customers import CustomerRecord
 from store.gate import CallingWindow
-from store.types import CustomerRecord
 from tests.campaign.conftest import AMQP_URL, REDIS_URL, make_settings
 from tests.conftest import SCRIPTS, skip_or_fail
 
@@ -169,16 +169,17 @@ def broker_url(request: pytest.FixtureRequest) -> Iterator[str]:
     yield AMQP_URL
 
 
+def _breakdown(touches: Touches) -> str:
+    t = ct.touches.c
+    q = sa.select(t.step, t.state, t.status, t.reason, sa.func.count()).group_by(t.step, t.state, t.status, t.reason)
+    return str(touches.store._tx(lambda conn: conn.execute(q).all()))
+
+
 def _wait(what: str, fn: Any, timeout_s: float = 120, touches: Touches | None = None) -> None:
     deadline = time.monotonic() + timeout_s
     while not fn():
         if time.monotonic() > deadline:
-            detail = ""
-            if touches is not None:
-                t = ct.touches.c
-                detail = str(touches.store._tx(lambda conn: conn.execute(
-                    sa.select(t.step, t.state, t.status, t.reason, sa.func.count())
-                    .group_by(t.step, t.state, t.status, t.reason)).all()))
+            detail = "" if touches is None else _breakdown(touches)
             raise AssertionError(f"timed out waiting for {what} {detail}")
         time.sleep(0.25)
 
@@ -206,9 +207,9 @@ def test_cascade_on_two_workers_one_killed(tmp_path: Path, fresh_pg: str, broker
            "HUASHU_ORIGINATE_URL": f"{gateway.url}/originate", "HUASHU_SMS_WEBHOOK_URL": f"{gateway.url}/sms",
            "HUASHU_WECOM_WEBHOOK_URL": f"{gateway.url}/wecom", "HUASHU_CAMPAIGN_LEASE_S": "3",
            "HUASHU_CAMPAIGN_TICK_S": "0.5", "HUASHU_CAMPAIGN_RESEND_S": "4", "HUASHU_GATEWAY_SECRET": "s3cret"}
+    logs = [(tmp_path / f"worker{i}.log").open("w") for i in range(2)]
     workers = [subprocess.Popen([str(HUASHU), "worker", "--threads", "4"], env=env, cwd=tmp_path,
-                                stdout=subprocess.DEVNULL, stderr=open(tmp_path / f"worker{i}.log", "w"))
-               for i in range(2)]
+                                stdout=subprocess.DEVNULL, stderr=log) for log in logs]
     try:
         _wait("first deliveries", lambda: len(gateway.requests) >= 80, 60)
         workers[0].send_signal(signal.SIGKILL)  # mid-dispatch: its claims must be taken over
@@ -223,7 +224,6 @@ def test_cascade_on_two_workers_one_killed(tmp_path: Path, fresh_pg: str, broker
         try:
             _wait("the cascade to settle", settled, 120, touches)
         except AssertionError:
-            waiting = [r["customer_id"] for r in touches.touch_lines("push500")]
             odd = [o for o in gateway.outcomes if o.rsplit(':', 1)[1] not in ('answered', 'retry', 'unreachable')]
             raise AssertionError(f"{odd[:20]} {touches.counts_by_state('push500')}") from None
     finally:
@@ -236,6 +236,8 @@ def test_cascade_on_two_workers_one_killed(tmp_path: Path, fresh_pg: str, broker
             except subprocess.TimeoutExpired:
                 w.kill()
         gateway.server.shutdown()
+        for log in logs:
+            log.close()
     _check_invariants(store, touches, gateway, groups, window, closed_tz)
     store.close()
 

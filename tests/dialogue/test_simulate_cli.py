@@ -57,3 +57,17 @@ def test_validate_command_passes_on_shipped_tracks(tmp_path: Path) -> None:
     result = huashu(["validate"], "", tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "wecom_add_gift" in result.stdout
+
+
+CALLS = ROOT / "tests" / "data" / "calls" / "audio"
+
+
+def test_simulate_audio_recognises_each_turn_with_the_hints_of_the_node_it_is_said_at(tmp_path: Path,
+                                                                                          nlu_model_dir: Path) -> None:
+    # c09 of the held-out calls: 「短信我没收到啊」 then 「好，我等下加一下」 (wecom_add_gift).
+    result = huashu(["simulate", "--track", "wecom_add_gift", "--json", "--at", "2026-11-23T10:00:00+08:00",
+                     "--audio", str(CALLS / "c09")], "", tmp_path)
+    assert result.returncode == 0, result.stderr
+    doc = json.loads(result.stdout)
+    heard = [t["user"] for t in doc["turns"] if t["user"]]
+    assert "短信" in heard[0] and doc["turns"][1]["intent"] == "not_received"
