@@ -42,6 +42,8 @@ def serve(
         os.environ["HUASHU_INSECURE_DEV"] = "1"
     settings = Settings()
     _check_credentials(settings)
+    # Campaigns run inside the server unless workers on a broker run them (HUASHU_BROKER_URL).
+    os.environ.setdefault("HUASHU_CAMPAIGN_EMBEDDED", "1")
     if workers > 1 and not settings.redis_url:
         err.print("[red]--workers > 1 needs HUASHU_REDIS_URL: calls must be visible to every worker "
                   "(in-process sessions live in one process).[/]")
