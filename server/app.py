@@ -36,7 +36,7 @@ from server.errors import NotFound, Unavailable, error_response, json_response
 from server.fastpath import FastCalls
 from server.guard import Guard
 from server.metrics import Metrics
-from server.sessions import SessionStore, open_sessions
+from server.sessions import SessionStore, SessionsUnavailable, open_sessions
 from store.phones import mask_id
 
 log = logging.getLogger("huashu.server")
@@ -78,7 +78,10 @@ class ServerContext:
         if now - self.checked_at < GENERATION_CHECK_S:
             return
         self.checked_at = now
-        generation = await self.sessions.generation()
+        try:
+            generation = await self.sessions.generation()
+        except SessionsUnavailable:  # Redis away: serve on (an opt-out must reach its do-not-contact write)
+            return
         if generation > self.generation:
             await self.reload_tracks()
             self.generation = generation
