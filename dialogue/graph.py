@@ -15,10 +15,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from core.vocab import OUTCOME_GRADE
 from dialogue.loader import Bundle
 from dialogue.render import render_text
 from dialogue.schema import BACK, Branch, Track
-from dialogue.vocab import OUTCOME_GRADE
 
 log = logging.getLogger(__name__)
 

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from core.conversation import EventKind, SessionState, Turn
+from core.vocab import DEFAULT_DTMF, OUTCOMES, grade_for
 from dialogue.schema import BACK, Branch, Edge, Track
-from dialogue.types import EventKind, SessionState, Turn
-from dialogue.vocab import DEFAULT_DTMF, OUTCOMES, grade_for
 
 DEFAULT_INTENT_TAGS = {"ask_price": "price_sensitive", "ask_robot": "asked_robot", "ask_product": "asked_product"}
 DEFAULT_OUTCOME_PRIORITY = (

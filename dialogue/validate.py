@@ -9,9 +9,9 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator
 
-from dialogue.loader import Problem, SourceMap
+from core.vocab import INTENT_SET, OUTCOME_SET, TAG_SET
+from core.yamlio import Problem, SourceMap
 from dialogue.schema import BACK, Branch, Persona, Track
-from dialogue.vocab import INTENT_SET, OUTCOME_SET, TAG_SET
 
 PSEUDO_INTENTS = frozenset({"transfer"})  # DTMF 0 / "转人工" routes through this handler
 DICT_ACTIONS = frozenset({"send_sms", "send_wecom", "tag"})

@@ -28,14 +28,15 @@ from dataclasses import fields
 from datetime import datetime
 from typing import Any, TypeVar
 
+from core import fastjson
+from core.conversation import CustomerEvent, EventKind, SessionState
+from core.shared_kv import SessionsUnavailable
 from dialogue.engine import CallRefused, DialogueEngine
 from dialogue.render import clip_url, render_text
-from dialogue.types import CustomerEvent, EventKind, SessionState
-from huashu import fastjson
 from server import failpoints
 from server.errors import Conflict, Unavailable, Unprocessable, json_bytes
 from server.metrics import Metrics
-from server.sessions import CallRecord, SessionStore, SessionsUnavailable
+from server.sessions import CallRecord, SessionStore
 from store.phones import mask_id
 
 log = logging.getLogger("huashu.server.calls")

@@ -18,15 +18,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
-from huashu import fastjson
-from huashu.settings import Settings
+from core import fastjson
 
 # One journaled event: (seq, the event's JSON as written by server.calls).
 JournalEntry = tuple[int, bytes]
-
-
-class SessionsUnavailable(RuntimeError):
-    """The session store cannot be reached (Redis down); callers answer 503 and the gateway retries."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -258,14 +253,3 @@ class MemorySessions:
         self._records.clear()
         self._responses.clear()
         self._journal.clear()
-
-
-def open_sessions(settings: Settings) -> SessionStore:
-    """Redis when HUASHU_REDIS_URL is set, else in-process."""
-    if settings.redis_url:
-        from server.redis_sessions import RedisSessions
-
-        return RedisSessions(settings.redis_url, prefix=settings.redis_prefix,
-                             ttl_s=settings.session_ttl_s, lock_ttl_ms=settings.lock_ttl_ms,
-                             heartbeat_ms=settings.worker_heartbeat_ms)
-    return MemorySessions(settings.session_ttl_s)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from core.vocab import OUTCOME_SET, TAG_SET, UNREACHABLE_REASONS, grade_for
 from dialogue.policy import DEFAULT_OUTCOME_PRIORITY
-from dialogue.vocab import OUTCOME_SET, TAG_SET, UNREACHABLE_REASONS, grade_for
 
 
 def test_unreachable_is_an_outcome_of_grade_e() -> None:

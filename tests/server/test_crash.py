@@ -89,6 +89,7 @@ def workers(tmp_path_factory: pytest.TempPathFactory, nlu_model_dir: Path, pg_ur
                HUASHU_NLU_MODEL_DIR=str(nlu_model_dir), HUASHU_GATEWAY_SECRET=SECRET,
                HUASHU_CALLING_WINDOW="00:00-24:00", HUASHU_MAX_CALLS_PER_DAY="1000",
                HUASHU_MAX_CALLS_PER_WEEK="1000",
+               HUASHU_AGENT_KEYS="crash-agent-key",
                HUASHU_LOCK_TTL_MS="120000")  # a lease far past the test: only owner liveness frees a call
     w = Workers(env, tmp, proxy)
     try:

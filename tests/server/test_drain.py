@@ -16,7 +16,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
-from huashu.settings import Settings
+from core.settings import Settings
 from store import schema as t
 from tests.server.conftest import TRACK, client_for, record
 from tests.store.conftest import pg_url  # noqa: F401 (fixture)

@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from dialogue.types import CustomerEvent, EventKind
-from huashu.settings import Settings
+from core.conversation import CustomerEvent, EventKind
+from core.settings import Settings
 from server.calls import journal_entry, plan_steps
 from server.redis_sessions import RedisSessions
 from tests.server.conftest import NOW, TRACK, SlowClassifier, client_for, context, record

@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 
 import pytest
 
-from huashu.settings import Settings
+from core.settings import Settings
 from store.campaigns import Campaign, load_campaign, plan, task_id
 from store.demo import generate_customers, generate_history
 from store.errors import StoreError

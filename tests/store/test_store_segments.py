@@ -13,7 +13,7 @@ import sqlalchemy as sa
 import typer
 from typer.testing import CliRunner
 
-from huashu.settings import Settings
+from core.settings import Settings
 from store import schema as t
 from store.demo import generate_customers, generate_history
 from store.errors import StoreError
