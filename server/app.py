@@ -28,7 +28,7 @@ from server import models as m
 from server.batching import BatchingClassifier, batching
 from server.calls import CallService
 from server.context import ServerContext, ctx, open_sessions
-from server.errors import NotFound, Unavailable, error_response, json_response
+from server.errors import NotFound, Unavailable, Unprocessable, error_response, json_response
 from server.fastpath import FastCalls
 from server.guard import Guard
 from server.metrics import Metrics
@@ -82,6 +82,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         gc.collect()
         gc.freeze()
         log.info("huashu server ready: %d track(s), sessions=%s", len(rt.bundle.tracks), sessions.kind)
+        warn_if_insecure(settings)
         try:
             yield
         finally:
@@ -100,8 +101,8 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     # event loop at 1,000 calls); off unless asked for (Prometheus /metrics is always there).
     otel = bool(settings.otel)
     app = FastAPI(title="huashu 话术 gateway API", version="1.0.0", lifespan=lifespan,
-                  telemetry={"tracing": otel, "metrics": otel, "logs": otel},
-                  description="Telephony gateway callbacks, customer profiles, NLU parse (see CONTRACT.md).")
+                  telemetry={"tracing": otel, "metrics": otel, "logs": otel}, docs_url=None, redoc_url=None,
+                  description="Telephony gateway callbacks, customer profiles, NLU parse (docs/server.md).")
 
     async def handle(request: Request, exc: Exception) -> Response:
         return error_response(exc)
@@ -112,15 +113,19 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     app.add_middleware(FastCalls)
     app.add_middleware(Guard, max_body=settings.max_body_bytes, gateway_secrets=lambda: settings.gateway_secrets,
                        agent_keys=lambda: settings.agent_key_list, jambonz_secret=lambda: settings.jambonz_secret,
-                       metrics=metrics)
+                       metrics=metrics, insecure_dev=lambda: settings.insecure_dev)
     _register_basic_routes(app)
-    from server import clips, jambonz, routes_calls
+    from server import apidocs, clips, jambonz, routes_calls
 
+    apidocs.register(app)
     routes_calls.register(app)
     clips.register(app)
     jambonz.register(app)
     for router in routers:
         app.include_router(router)
+    from server import openapi
+
+    openapi.install(app)
     return app
 
 
@@ -128,6 +133,24 @@ def _builder(build_runtime: RuntimeBuilder | None) -> RuntimeBuilder:
     if build_runtime is None:
         raise TypeError("create_app needs a runtime or a build_runtime")
     return build_runtime
+
+
+def insecure_warning(settings: Settings) -> str | None:
+    """The start-up warning of an insecure server (None when every area needs its credential)."""
+    missing = settings.missing_credentials
+    if not settings.insecure_dev or not missing:
+        return None
+    return (f"INSECURE DEV MODE: {' and '.join(missing)} not set; the routes they protect are OPEN to "
+            "anyone who can reach this port (customer profiles, WeCom, call control). "
+            "Never expose this server; set the secrets and drop --insecure-dev / HUASHU_INSECURE_DEV.")
+
+
+def warn_if_insecure(settings: Settings) -> None:
+    message = insecure_warning(settings)
+    if message:
+        bar = "!" * 100  # one record per line: the log formatter escapes newlines inside a record
+        for line in (bar, message, bar):
+            log.warning("%s", line)
 
 
 def _torch_threads(n: int) -> None:
@@ -146,9 +169,14 @@ def handled_exceptions() -> tuple[type[Exception], ...]:
     from core.shared_kv import SessionsUnavailable
     from dialogue.engine import CallRefused, UnknownVariable
     from server.errors import ApiError
+    from store.db import CONNECTIVITY_ERRORS
+    from store.errors import StoreUnavailableError
 
+    # the database's outage errors too: answered 503 by the exception middleware, not re-raised
+    # to uvicorn as a crash (server.errors maps them)
     return (ApiError, CallRefused, ValidationError, UnicodeDecodeError, UnknownVariable, SessionsUnavailable,
-            AsrError, RequestValidationError, StarletteHTTPException, Exception)
+            StoreUnavailableError, *CONNECTIVITY_ERRORS, AsrError, RequestValidationError,
+            StarletteHTTPException, Exception)
 
 
 def _register_basic_routes(app: FastAPI) -> None:
@@ -190,9 +218,12 @@ def _register_basic_routes(app: FastAPI) -> None:
                         **m.error_docs(401, 404, 503)})
     async def customer(customer_id: str, request: Request) -> Response:
         c = ctx(request)
+        problem = m.id_problem(customer_id, m.CUSTOMER_ID_MAX)
+        if problem:
+            raise Unprocessable(f"customer_id: {problem}")
         store = c.runtime.store
         if store is None or not hasattr(store, "customer_profile"):
-            raise Unavailable("no customer store configured")
+            raise Unavailable("no customer store configured", code="store_unavailable")
         profile = await asyncio.get_running_loop().run_in_executor(c.executor, store.customer_profile, customer_id)
         if profile is None:
             raise NotFound(f"unknown customer {mask_id(customer_id)!r}")
@@ -202,7 +233,6 @@ def _register_basic_routes(app: FastAPI) -> None:
               responses=m.error_docs(401, 403, 422))
     async def reload_tracks(request: Request) -> Response:
         from core.yamlio import ScriptError
-        from server.errors import Unprocessable
         from server.security import check_admin
 
         c = ctx(request)

@@ -23,7 +23,7 @@ def _json(body: bytes, status: int = 200) -> Response:
 
 def register(app: FastAPI) -> None:
     @app.post("/v1/calls", tags=["calls"], response_model=m.StartCallOut, openapi_extra=m.body_doc(m.StartCallIn),
-              responses={409: {"model": m.Refused | m.Detail, "description": "Refused by the compliance gate "
+              responses={409: {"model": m.Refused | m.Error, "description": "Refused by the compliance gate "
                                                                             "(or call_id reused)"},
                          **m.error_docs(400, 401, 413, 422, 503)})
     async def start_call(request: Request) -> Response:
@@ -77,6 +77,7 @@ async def audio_turn(c: ServerContext, call_id: str, raw: bytes, *, seq: int | N
     """Decode now (bad audio → 422 at once), recognise inside the turn (counts against the budget)."""
     from asr.audio import decode
 
+    fastpath.check_call_id(call_id)
     if not raw:
         raise Unprocessable("audio: empty body (send a WAV file)")
     if seq is None:  # no sequence number: this upload is the call's next event

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import shutil
@@ -11,13 +10,11 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
-from core.settings import Settings
+from huashu.cli._lazy import Settings, Table, console
 
-err = Console(stderr=True)
-out = Console()
+err = console(stderr=True)
+out = console()
 
 
 def app_from_env():
@@ -32,13 +29,21 @@ def serve(
     port: Annotated[int, typer.Option("--port", help="TCP port")] = 8000,
     workers: Annotated[int, typer.Option("--workers", min=1, max=64, help="worker processes (needs Redis when > 1)")] = 1,
     log_level: Annotated[str, typer.Option("--log-level")] = "info",
+    insecure_dev: Annotated[bool, typer.Option(
+        "--insecure-dev", help="start without HUASHU_GATEWAY_SECRET / HUASHU_AGENT_KEYS: their routes are open "
+                               "to anyone (local demo only; also HUASHU_INSECURE_DEV=1)")] = False,
 ) -> None:
-    """The gateway HTTP server (CONTRACT.md "HTTP"): tracks and models load once per worker."""
+    """The gateway HTTP server (API: /docs once running; docs/server.md): tracks and models load once per worker."""
     import uvicorn
 
     from server.logs import log_config
 
+    if insecure_dev:  # the workers build their settings from the environment
+        os.environ["HUASHU_INSECURE_DEV"] = "1"
     settings = Settings()
+    _check_credentials(settings)
+    # Campaigns run inside the server unless workers on a broker run them (HUASHU_BROKER_URL).
+    os.environ.setdefault("HUASHU_CAMPAIGN_EMBEDDED", "1")
     if workers > 1 and not settings.redis_url:
         err.print("[red]--workers > 1 needs HUASHU_REDIS_URL: calls must be visible to every worker "
                   "(in-process sessions live in one process).[/]")
@@ -56,6 +61,23 @@ def serve(
                 log_config=config, access_log=True)
 
 
+def _check_credentials(settings: Settings) -> None:
+    """Secure by default: refuse to start with a credential unset, unless told it is a demo."""
+    missing = settings.missing_credentials
+    if not missing:
+        return
+    if not settings.insecure_dev:
+        err.print(f"[red]huashu serve: {' and '.join(missing)} not set. Without them the gateway and agent "
+                  "routes (call control, customer profiles, WeCom) would be open to anyone, so the server "
+                  "does not start.[/]\n"
+                  "Set HUASHU_GATEWAY_SECRET (signs the gateway's requests) and HUASHU_AGENT_KEYS (the agents' "
+                  "bearer keys), or, for a local demo only, pass --insecure-dev (or HUASHU_INSECURE_DEV=1).")
+        raise typer.Exit(2)
+    from server.app import insecure_warning
+
+    err.print(f"[bold red]WARNING: {insecure_warning(settings)}[/]")
+
+
 def _check_redis(settings: Settings) -> None:
     from server.redis_sessions import RedisSessions
 
@@ -67,6 +89,8 @@ def _check_redis(settings: Settings) -> None:
             await sessions.close()
 
     try:
+        import asyncio
+
         asyncio.run(ping())
     except Exception as exc:
         err.print(f"[red]HUASHU_REDIS_URL: cannot reach Redis: {exc}[/]")
@@ -131,6 +155,8 @@ def gateway_sim(
     if customer_id and calls != 1:
         err.print("[red]--customer-id places one call: use it with --calls 1[/]")
         raise typer.Exit(2)
+    import asyncio
+
     if customer_id:
         from server.gateway_sim import GatewaySim, LoadResult
 
