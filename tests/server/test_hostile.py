@@ -106,11 +106,10 @@ def _signed_headers(body: bytes) -> dict[str, Any]:
     return {"X-Huashu-Signature": sign(SECRET, body), "Content-Type": "application/json"}
 
 
-def _jambonz(http: Any, path: str, body: bytes) -> httpx.Response:
+def _jambonz(http: Any, path: str, body: bytes) -> Any:
     """A jambonz webhook, signed as jambonz signs it (the hostile part is the payload)."""
-    response: httpx.Response = http.post(path, content=body, headers={
-        "Jambonz-Signature": sign(JAMBONZ, body), "Content-Type": "application/json"})
-    return response
+    return http.post(path, content=body, headers={"Jambonz-Signature": sign(JAMBONZ, body),
+                                                  "Content-Type": "application/json"})
 
 
 def _settings(tmp_path: Path, **overrides: Any) -> Settings:
@@ -206,8 +205,8 @@ def test_database_outage_at_call_start_is_503_with_retry_after(tmp_path: Path, p
             r = client.post("/v1/calls", content=body, headers=_signed_headers(body))
             assert r.status_code == 503 and r.headers["Retry-After"] == "1", r.text
             assert r.json() == {"code": "store_unavailable", "detail": "database unavailable, retry"}
-            r = _jambonz(client, "/jambonz/calls", _raw(_webhook(call_sid="jb-pg", data={"customer_id": "cust-pg-3"})))
-            assert r.status_code == 503 and r.json()["code"] == "store_unavailable"
+            jb = _jambonz(client, "/jambonz/calls", _raw(_webhook(call_sid="jb-pg", data={"customer_id": "cust-pg-3"})))
+            assert jb.status_code == 503 and jb.json()["code"] == "store_unavailable"
             r = client.get("/v1/customers/cust-pg-2", headers={"Authorization": f"Bearer {AGENT}"})
             assert r.status_code == 503 and "Retry-After" in r.headers
             r = client.get("/v1/wecom/customers/cust-pg-2", headers={"Authorization": f"Bearer {AGENT}"})
