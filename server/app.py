@@ -101,8 +101,8 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     # event loop at 1,000 calls); off unless asked for (Prometheus /metrics is always there).
     otel = bool(settings.otel)
     app = FastAPI(title="huashu 话术 gateway API", version="1.0.0", lifespan=lifespan,
-                  telemetry={"tracing": otel, "metrics": otel, "logs": otel},
-                  description="Telephony gateway callbacks, customer profiles, NLU parse (see CONTRACT.md).")
+                  telemetry={"tracing": otel, "metrics": otel, "logs": otel}, docs_url=None, redoc_url=None,
+                  description="Telephony gateway callbacks, customer profiles, NLU parse (docs/server.md).")
 
     async def handle(request: Request, exc: Exception) -> Response:
         return error_response(exc)
@@ -115,8 +115,9 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
                        agent_keys=lambda: settings.agent_key_list, jambonz_secret=lambda: settings.jambonz_secret,
                        metrics=metrics, insecure_dev=lambda: settings.insecure_dev)
     _register_basic_routes(app)
-    from server import clips, jambonz, routes_calls
+    from server import apidocs, clips, jambonz, routes_calls
 
+    apidocs.register(app)
     routes_calls.register(app)
     clips.register(app)
     jambonz.register(app)

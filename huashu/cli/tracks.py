@@ -3,22 +3,21 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
-from rich.progress import Progress
-from rich.table import Table
 
-from core.settings import Settings
-from core.yamlio import ScriptError
-from dialogue.loader import Bundle
+from huashu.cli._lazy import Progress, Settings, Table, console
 
-err = Console(stderr=True)
-out = Console()
+if TYPE_CHECKING:
+    from dialogue.loader import Bundle
+
+err = console(stderr=True)
+out = console()
 
 
 def _bundle(settings: Settings, scripts: Path | None) -> Bundle:
+    from core.yamlio import ScriptError
     from dialogue.loader import load_bundle
 
     root = scripts or settings.effective_scripts_dir
