@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from core.conversation import EventKind, SessionState, Turn
-from core.vocab import DEFAULT_DTMF, OUTCOMES, grade_for
+from core.vocab import DEFAULT_DTMF, OUTCOMES, UNREACHABLE_REASON_SET, grade_for
 from dialogue.schema import BACK, Branch, Edge, Track
 
 DEFAULT_INTENT_TAGS = {"ask_price": "price_sensitive", "ask_robot": "asked_robot", "ask_product": "asked_product"}
@@ -171,6 +171,10 @@ def decide(track: Track, state: SessionState, turn: Turn, threshold: float | Non
     if turn.kind is EventKind.HANGUP:
         fallback = "hung_up_early" if state.user_turns == 0 else "completed"
         return Decision(_finish(track, state, fallback, "customer"), terminal="none")
+    if turn.kind is EventKind.UNREACHABLE:
+        # Nobody to talk to: end at once, no clip (the pitch is never played to a machine).
+        reason = turn.reason if turn.reason in UNREACHABLE_REASON_SET else "no_answer"
+        return Decision(_finish(track, state, "unreachable", "bot", (reason,)), terminal="hangup")
     if turn.barged_in:
         state = state.add_tags("interrupted")
     if turn.kind is EventKind.SILENCE:

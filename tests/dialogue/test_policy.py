@@ -172,3 +172,26 @@ def test_busy_without_a_time_asks_for_one(engine: DialogueEngine) -> None:
 
     asked = call("我现在在忙")
     assert asked.node == "ask_callback" and "callback_time" not in asked.slots
+
+
+@pytest.mark.parametrize(("first", "reason"), [
+    ("您拨打的电话已关机", "powered_off"), ("您拨打的电话是空号，请查证后再拨", "invalid_number"),
+    ("您好，机主现在不方便接听，请问您有什么事？", "call_screening"), ("请在提示音后留言", "voicemail"),
+])
+def test_a_machine_on_the_line_ends_the_call_at_once_as_unreachable(engine: DialogueEngine, first: str,
+                                                                    reason: str) -> None:
+    state, _ = engine.start("c-unreach", "u1", "wecom_add_gift", at=AT)
+    state, reply = engine.step(state, CustomerEvent(EventKind.SPEECH, text=first), AT)
+    assert state.ended and (state.outcome, state.grade, state.ended_by) == ("unreachable", "E", "bot")
+    assert reason in state.tags and "unreachable" in state.tags
+    assert reply.utterances == () and [a.type for a in reply.actions] == ["hangup"]  # no pitch
+    assert state.turns[-1]["user"] == first
+
+
+def test_the_gateway_reports_unreachable_and_later_words_are_the_customer_s(engine: DialogueEngine) -> None:
+    state, _ = engine.start("c-gw", "u1", "wecom_add_gift", at=AT)
+    state, _ = engine.step(state, CustomerEvent(EventKind.UNREACHABLE, reason="busy"), AT)
+    assert (state.outcome, "busy" in state.tags) == ("unreachable", True)
+    # after the customer has spoken, the same words are the customer's, not an announcement
+    state = run(engine, "喂", "我正在通话中，晚点打吧")
+    assert state.outcome != "unreachable"
