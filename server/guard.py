@@ -23,7 +23,7 @@ from server.errors import ApiError, Forbidden, PayloadTooLarge, error_response
 from server.metrics import Metrics
 from server.models import check_json_depth
 
-SIGNED_PREFIXES = ("/v1/calls", "/v1/customers")
+SIGNED_PREFIXES = ("/v1/calls", "/v1/customers", "/v1/events", "/v1/campaigns")
 CUSTOMER_PREFIX = "/v1/customers"
 AGENT_PREFIXES = ("/v1/wecom", "/v1/reports")
 # WeCom's own callback (msg_signature, checked by wecom.callback) and the sidebar's static shell

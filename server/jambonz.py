@@ -89,6 +89,23 @@ def to_verbs(actions: list[dict[str, Any]], call_sid: str, next_seq: int) -> lis
     return verbs
 
 
+# SIP final responses of a call that never reached anyone → our reason tags. Chinese carriers
+# answer 停机/欠费 with 403, 空号 with 404/484/604, 关机 with 480 after the announcement.
+_SIP_REASONS = {403: "suspended", 404: "invalid_number", 410: "invalid_number", 484: "invalid_number",
+                604: "invalid_number", 480: "powered_off", 486: "busy", 600: "busy", 408: "no_answer",
+                487: "no_answer", 603: "no_answer"}
+
+
+def status_event(call_status: str, sip_status: object) -> CustomerEvent:
+    """A finished call's status callback → hangup, or unreachable with its reason when the call
+    failed, was busy or went unanswered."""
+    code = sip_status if isinstance(sip_status, int) else int(str(sip_status)) if str(sip_status).isdigit() else 0
+    if call_status == "completed":
+        return CustomerEvent(EventKind.HANGUP)
+    reason = _SIP_REASONS.get(code) or {"busy": "busy", "no-answer": "no_answer"}.get(call_status, "no_answer")
+    return CustomerEvent(EventKind.UNREACHABLE, reason=reason)
+
+
 def event_from_hook(payload: dict[str, Any], event: str) -> CustomerEvent:
     """A gather/dial/redirect actionHook payload → our customer event."""
     if event in ("playback_done", "hangup"):
@@ -229,7 +246,7 @@ def register(app: FastAPI) -> None:
         status = payload.get("call_status")
         _check("call_sid", m.id_problem(sid, m.CALL_ID_MAX))
         if isinstance(sid, str) and status in _FINISHED:
-            await c.calls.event(sid, STATUS_SEQ, CustomerEvent(EventKind.HANGUP))
+            await c.calls.event(sid, STATUS_SEQ, status_event(status, payload.get("sip_status")))
             import logging
 
             logging.getLogger("huashu.server.jambonz").info("jambonz call %s %s", mask_id(sid), status)
