@@ -15,7 +15,8 @@ Our actions → verbs: play → `play` (the last one before a listen is nested i
 barge-in), listen → `gather` (speech + digits, actionHook), transfer → `dial`, hangup → `hangup`,
 send_sms/send_wecom → `tag` (the messages travel with the call's data to the integrator's status
 hook). A reply that ends after playing gets a `redirect` so that jambonz reports playback_done.
-Signed requests: `Jambonz-Signature` when HUASHU_JAMBONZ_SECRET is set (server.guard).
+Signed requests: `Jambonz-Signature` with HUASHU_JAMBONZ_SECRET (server.guard; without the
+secret the routes are closed unless the server runs with insecure_dev).
 Payloads are jambonz's, so they are parsed by hand, with the edge's rules (server.models): the
 nesting bound, and ids/text without control characters or lone surrogates, within the columns'
 lengths; anything else is a 4xx through server.errors.
