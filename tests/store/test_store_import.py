@@ -74,9 +74,31 @@ def test_header_problems(tmp_path: Path) -> None:
     path.write_text("customer_id,name,colour\nc1,张三,red\n", encoding="utf-8")
     with pytest.raises(ImportValidationError) as info:
         parse_csv(path, TZ)
-    messages = dict(info.value.problems)
-    assert "phone" in messages[1] or any("phone" in m for _, m in info.value.problems)
-    assert any("unknown column(s): colour" in m for _, m in info.value.problems)
+    assert info.value.problems == [(1, "missing required column(s): phone")]
+
+
+def test_unknown_columns_are_ignored_with_one_warning(tmp_path: Path) -> None:
+    # SCRM exports carry extra columns (vip_level, 会员等级): the file still imports.
+    path = tmp_path / "scrm.csv"
+    path.write_text("customer_id,phone,vip_level,name,会员等级\n"
+                    "s1,13900000001,3,张三,金卡\ns2,13900000002,1,李四,银卡\n", encoding="utf-8")
+    warnings: list[str] = []
+    records = parse_csv(path, TZ, warn=warnings.append)
+    assert [r.customer_id for r in records] == ["s1", "s2"] and records[0].name == "张三"
+    assert warnings == [f"{path}:1: ignored unknown column(s): vip_level, 会员等级"]
+
+
+def test_bad_rows_name_file_line_column_and_the_masked_value(tmp_path: Path) -> None:
+    path = tmp_path / "bad.csv"
+    path.write_text("customer_id,phone,price_sensitivity\n"
+                    "b1,139000000001,high\nb2,13900000002,very\nb3,1390001,low\n", encoding="utf-8")
+    with pytest.raises(ImportValidationError) as info:
+        parse_csv(path, TZ)
+    lines = str(info.value).splitlines()[1:]
+    assert lines[0].startswith(f"{path}:2: phone: ") and "'139*****0001'" in lines[0]
+    assert "139000000001" not in str(info.value) and "1390001" not in str(info.value)
+    assert lines[1] == f"{path}:3: price_sensitivity: must be low, medium or high ('very')"
+    assert lines[2].startswith(f"{path}:4: phone: ") and "'139****'" in lines[2]
 
 
 def test_excel_gb18030_file_and_extension_columns(tmp_path: Path) -> None:
