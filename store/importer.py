@@ -27,11 +27,13 @@ OPTIONAL = ("name", "persona_group", "price_sensitivity", "channel", "deposit_pa
             "cycle_days", "birthday")
 # Our additions (contract: extend freely): membership for OAIPL quadrants, cart/interest and
 # activity for their segments, the customer's own timezone for the calling window, import tags.
-EXTENSIONS = ("is_member", "member_since", "joined_at", "cart_at", "last_active_at", "timezone", "tags")
+EXTENSIONS = ("is_member", "member_since", "joined_at", "cart_at", "last_active_at", "timezone", "tags",
+              "external_userid", "gender")
 COLUMNS = REQUIRED + OPTIONAL + EXTENSIONS
 
 _TRUE = {"1", "true", "yes", "y", "t", "是", "已付", "已支付"}
 _FALSE = {"", "0", "false", "no", "n", "f", "否", "未付", "未支付"}
+_GENDER = {"": "", "女": "F", "f": "F", "female": "F", "男": "M", "m": "M", "male": "M"}
 _ID = re.compile(r"^[A-Za-z0-9_.:@\-]{1,64}$")
 _TAG = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 
@@ -63,6 +65,8 @@ class CsvRow(BaseModel):
     last_active_at: datetime | None = None
     timezone: str | None = None
     tags: tuple[str, ...] = ()
+    external_userid: str | None = None  # WeCom external contact id (wm…/wo…)
+    gender: str = ""
 
     @field_validator("customer_id")
     @classmethod
@@ -70,6 +74,21 @@ class CsvRow(BaseModel):
         if not _ID.match(v):
             raise ValueError("must be 1-64 letters, digits or _.:@-")
         return v
+
+    @field_validator("external_userid")
+    @classmethod
+    def _external(cls, v: str | None) -> str | None:
+        if v is not None and not _ID.match(v):
+            raise ValueError("must be 1-64 letters, digits or _.:@- (WeCom's external_userid)")
+        return v
+
+    @field_validator("gender")
+    @classmethod
+    def _gender(cls, v: str) -> str:
+        key = v.strip().lower()
+        if key in _GENDER:
+            return _GENDER[key]
+        raise ValueError("must be 女/男 (or F/M, female/male)")
 
     @field_validator("phone")
     @classmethod
@@ -172,6 +191,7 @@ def parse_csv(path: Path, tz: tzinfo, warn: Callable[[str], None] | None = None)
     reader.fieldnames = header
     records: list[CustomerRecord] = []
     first_line: dict[str, int] = {}
+    first_external: dict[str, int] = {}
     for raw in reader:
         line_start = reader.line_num  # the record's last physical line (its only one, usually)
         if None in raw:
@@ -187,6 +207,12 @@ def parse_csv(path: Path, tz: tzinfo, warn: Callable[[str], None] | None = None)
                                          f"{first_line[row.customer_id]}"))
             continue
         first_line[row.customer_id] = line_start
+        if row.external_userid:
+            if row.external_userid in first_external:
+                problems.append((line_start, f"external_userid: repeats line {first_external[row.external_userid]} "
+                                             f"({row.external_userid!r})"))
+                continue
+            first_external[row.external_userid] = line_start
         records.append(_fields(row, tz))
     if problems:
         raise ImportValidationError(str(path), problems)

@@ -136,3 +136,25 @@ def test_demo_is_deterministic_and_realistic() -> None:
     assert all(len(c.phone) == 11 and mask_phone(c.phone)[3:7] == "****" for c in a)
     assert any(c.deposit_paid and not c.balance_paid for c in a) and any(c.purchase_count >= 2 for c in a)
     assert all(c.birthday is not None and c.cycle_days for c in a)
+
+
+def test_wecom_external_userid_and_gender_import_and_map_to_the_customer(
+        tmp_path: Path, store_settings: Settings, store: SqlStore) -> None:
+    path = tmp_path / "wecom.csv"
+    path.write_text("customer_id,phone,name,gender,external_userid\n"
+                    "w1,13900000011,王芳,女,wmAbC123\nw2,13900000012,李强,男,\n", encoding="utf-8")
+    code, _, err = run_cli(["customers", "import", str(path)], store_settings)
+    assert code == 0, err
+    assert store.customer_id_for_external("wmAbC123") == "w1"
+    assert store.customer_id_for_external("nobody") is None
+    w1, w2 = store.get_customer("w1"), store.get_customer("w2")
+    assert w1 is not None and w2 is not None
+    assert (w1.gender, w1.external_userid, w2.gender, w2.external_userid) == ("F", "wmAbC123", "M", None)
+    bad = tmp_path / "dup.csv"
+    bad.write_text("customer_id,phone,external_userid,gender\nx1,13900000021,wmX,女\nx2,13900000022,wmX,男\n"
+                   "x3,13900000023,,?\n",
+                   encoding="utf-8")
+    with pytest.raises(ImportValidationError) as info:
+        parse_csv(bad, TZ)
+    text = str(info.value)
+    assert "external_userid: repeats line 2" in text and "gender: must be 女/男" in text
