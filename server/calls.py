@@ -54,12 +54,12 @@ def state_dict(state: SessionState) -> dict[str, Any]:
 
 def event_to_json(ev: CustomerEvent) -> dict[str, Any]:
     return {"type": ev.kind.value, "text": ev.text, "confidence": ev.confidence, "digits": ev.digits,
-            "barged_in": ev.barged_in}
+            "barged_in": ev.barged_in, "reason": ev.reason}
 
 
 def event_from_json(d: dict[str, Any]) -> CustomerEvent:
     return CustomerEvent(EventKind(d["type"]), text=d.get("text"), confidence=d.get("confidence"),
-                         digits=d.get("digits"), barged_in=bool(d.get("barged_in")))
+                         digits=d.get("digits"), barged_in=bool(d.get("barged_in")), reason=d.get("reason"))
 
 
 def _owed_then(owed: list[dict[str, Any]], actions: list[dict[str, Any]]) -> list[dict[str, Any]]:
