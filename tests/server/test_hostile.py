@@ -271,3 +271,23 @@ def _wait_healthy(proc: subprocess.Popen[bytes], base: str, log: Path) -> None:
             pass
         time.sleep(0.3)
     raise AssertionError(f"huashu serve did not become healthy: {log.read_text()[-2000:]}")
+
+
+@pytest.mark.parametrize(("body", "ok"), [
+    (b"[" * 32 + b"]" * 32, True),  # the limit itself
+    (b"[" * 33 + b"]" * 33, False),
+    (b'{"a":' * 33 + b"1" + b"}" * 33, False),
+    (b'{"t":"' + b"[" * 500 + b'"}', True),  # brackets inside a string are text
+    (b'{"t":"\\"[[[[' + b"[" * 500 + b'"}', True),  # …also after an escaped quote
+    (b"[[]," * 200 + b"1" + b"]" * 200, False),  # depth climbs one per "[[]," without a long run of "["
+    (b"[]" * 100_000, True),
+])
+def test_nesting_bound(body: bytes, ok: bool) -> None:
+    from server.errors import BadRequest
+    from server.models import check_json_depth
+
+    if ok:
+        check_json_depth(body)
+    else:
+        with pytest.raises(BadRequest, match="nested deeper than 32"):
+            check_json_depth(body)
