@@ -6,6 +6,7 @@ sees it) and starts every step triggered by it; a call result moves its touch on
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -42,7 +43,7 @@ def record(runner: Runner, event: Event) -> dict[str, Any]:
                .returning(ct.campaign_events.c.event_id))  # RETURNING: rowcount is -1 on psycopg here
         new = conn.execute(ins, {"event_id": event.event_id, "type": event.type, "customer_id": event.customer_id,
                                  "at": event.at, "body": event.body}).first() is not None
-        if new and event.type in PAID_EVENTS:
+        if new and event.type in PAID_EVENTS and not event.body.get("applied"):
             _apply_payment(conn, event)
         if new and event.type == "tag":
             _tag(conn, event, str(event.body.get("tag", "")))
@@ -57,6 +58,39 @@ def record(runner: Runner, event: Event) -> dict[str, Any]:
     trigger = f"tag:{event.body.get('tag')}" if event.type == "tag" else event.type
     out["started"] = runner.on_event(trigger, event.customer_id, event.at)
     return out
+
+
+def paid_state(store: Any, customer_ids: Sequence[str]) -> dict[str, tuple[bool, bool, int]]:
+    """customer id → (deposit_paid, balance_paid, purchase_count) now (before an import)."""
+    o = t.orders.c
+    ids = sorted(set(customer_ids))
+    out: dict[str, tuple[bool, bool, int]] = {}
+
+    def run(conn: Connection) -> None:
+        for i in range(0, len(ids), 2000):
+            for cid, dep, bal, n in conn.execute(sa.select(o.customer_id, o.deposit_paid, o.balance_paid,
+                                                           o.purchase_count).where(o.customer_id.in_(ids[i:i + 2000]))):
+                out[cid] = (bool(dep), bool(bal), int(n or 0))
+    store._tx(run)
+    return out
+
+
+def import_events(runner: Runner, before: dict[str, tuple[bool, bool, int]], records: Sequence[Any],
+                  at: datetime) -> int:
+    """`customers import` as shop events: a customer whose import newly shows a deposit, a balance or
+    another order gets that event (the import already updated the order summary). Returns how many."""
+    n = 0
+    for rec in records:
+        dep, bal, count = before.get(rec.customer_id, (False, False, 0))
+        changes = [("deposit_paid", "deposit_paid", rec.deposit_paid and not dep),
+                   ("balance_paid", "balance_paid", rec.balance_paid and not bal),
+                   (f"order_paid:{rec.purchase_count}", "order_paid", rec.purchase_count > count)]
+        for key, kind, happened in changes:
+            if happened:
+                out = record(runner, Event(f"import:{rec.customer_id}:{key}", kind, rec.customer_id, at,
+                                           {"applied": True, "source": "import"}))
+                n += 0 if out.get("duplicate") else 1
+    return n
 
 
 def _apply_payment(conn: Connection, event: Event) -> None:

@@ -60,6 +60,7 @@ class Runner:
     result_timeout: timedelta = timedelta(minutes=30)
     pacer: Callable[[Touch, RunCampaign], None] | None = None  # raises Paced when a limit is full
     _tz_cache: dict[str, tzinfo | None] = field(default_factory=dict)
+    _tags_seen: dict[str, datetime] = field(default_factory=dict)
 
     @property
     def store(self) -> SqlStore:
@@ -71,6 +72,7 @@ class Runner:
         now = now or self.clock()
         for run in self.touches.runs("running"):
             self.plan(run["name"], now)
+            self._tag_triggers(run["name"], run["started_at"], now)
         for touch_id in self.touches.stale_waiting(now - self.result_timeout):
             self.on_call_result_id(touch_id, "failed", "no_result", now)
         return self.touches.due_ids(now)
@@ -119,6 +121,21 @@ class Runner:
         return {"campaign": camp.name, "step": step_id or step.id, "customer_id": customer_id,
                 "channel": channel or step.spec.channel, "branch": camp.branch_of(customer_id),
                 "state": "pending", "status": None, "reason": "", "attempts": 0, "due_at": due, "created_at": now}
+
+    def _tag_triggers(self, name: str, started: datetime, now: datetime) -> None:
+        """`tag:<id>` steps: tags written by calls and chats since the last beat start the step."""
+        camp, _, _ = self.touches.campaign(name)
+        wanted = {s.spec.trigger[4:] for s in camp.steps if s.spec.trigger and s.spec.trigger.startswith("tag:")}
+        if not wanted:
+            return
+        since = max(started, self._tags_seen.get(name, started))
+        tg = t.tags.c
+        rows = self.store._tx(lambda conn: conn.execute(
+            sa.select(tg.customer_id, tg.tag, tg.at).where(tg.tag.in_(sorted(wanted)), tg.at > since, tg.at <= now)
+            .order_by(tg.at)).all())
+        for customer_id, tag, at in rows:
+            self.on_event(f"tag:{tag}", customer_id, at)
+        self._tags_seen[name] = now
 
     def on_event(self, event_type: str, customer_id: str, at: datetime) -> int:
         """A customer event (paid, tagged, replied): start every step triggered by it for them."""

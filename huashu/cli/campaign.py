@@ -169,5 +169,19 @@ def worker(
             dispatcher.stop()
 
 
+def gateway_serve(url: str, secret: str, port: int, seed: int) -> None:
+    """`huashu gateway-sim --serve`: the simulated gateway on 127.0.0.1:PORT, calling back `url`."""
+    import httpx
+    import uvicorn
+
+    from campaign.simgateway import SimGateway, create_app
+
+    client = httpx.AsyncClient(base_url=url, timeout=30.0)
+    app = create_app(SimGateway(client, secret, seed, callback_url=f"{url}/v1/events"))
+    err.print(f"gateway simulator on http://127.0.0.1:{port} (POST /originate, /v1/Accounts/{{sid}}/Calls), "
+              f"calling back {url}", markup=False)
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
+
+
 def register(app: typer.Typer) -> None:
     app.command("worker")(worker)

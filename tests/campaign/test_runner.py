@@ -3,6 +3,7 @@ re-evaluation at execution, the gate, retries per call result, carrier rules, ex
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -174,3 +175,85 @@ def test_pause_stops_dispatch_and_resume_continues(store: Any, tmp_path: Path) -
     runner.touches.set_status("test_push", "stopped", clock["now"])
     with pytest.raises(Exception, match="stopped"):
         runner.touches.set_status("test_push", "running", clock["now"])
+
+
+TRIGGERED = """\
+name: lifecycle
+crowd: deposit_unpaid
+branches: {a: 50, b: 50}
+steps:
+  - id: invite
+    channel: wecom
+    text: "{name}您好"
+  - id: thanks_reply
+    channel: wecom
+    trigger: wecom_reply
+    after_hours: 0.5
+    branch: a
+    text: "谢谢回复～"
+  - id: after_tag
+    channel: sms
+    trigger: tag:high_intent
+    text: "【小店】专属优惠，回T退订"
+"""
+
+
+def test_triggers_and_ab_branches(store: Any, tmp_path: Path) -> None:
+    runner, rec, clock = _setup(store, tmp_path, text=TRIGGERED, n=40)
+    camp, _, _ = runner.touches.campaign("lifecycle")
+    branches = {f"c{i:04d}": camp.branch_of(f"c{i:04d}") for i in range(40)}
+    assert set(branches.values()) == {"a", "b"}
+    assert branches == {c: camp.branch_of(c) for c in branches}  # deterministic
+    _run(runner, clock, "2026-06-01T14:00")
+    a = next(c for c, b in branches.items() if b == "a")
+    b = next(c for c, b in branches.items() if b == "b")
+    for cid in (a, b):
+        record(runner, Event(f"reply-{cid}", "wecom_reply", cid, at("2026-06-01T14:10"), {}))
+    record(runner, Event("tag-1", "tag", b, at("2026-06-01T14:10"), {"tag": "high_intent"}))
+    t = _touches(store)
+    assert ("thanks_reply", a) in t and ("thanks_reply", b) not in t  # branch b has no such step
+    assert t[("thanks_reply", a)].due_at == at("2026-06-01T14:40")
+    assert ("after_tag", b) in t
+    _run(runner, clock, "2026-06-01T14:40")
+    assert ("wecom", f"lifecycle:thanks_reply:{a}") not in rec.requests  # 1 WeCom message a day (cap)
+    assert _touches(store)[("thanks_reply", a)].reason == "frequency_cap"
+    assert ("sms", f"lifecycle:after_tag:{b}") in rec.requests
+    doc = runner.touches.status("lifecycle", clock["now"])
+    invite = next(s for s in doc["steps"] if s["step"] == "invite")
+    assert invite["branches"]["a"]["sent"] + invite["branches"]["b"]["sent"] == invite["sent"] == 40
+
+
+def test_a_tag_written_by_a_call_starts_a_tag_step(store: Any, tmp_path: Path) -> None:
+    from tests.store.factories import result
+
+    runner, rec, clock = _setup(store, tmp_path, text=TRIGGERED, n=3)
+    _run(runner, clock, "2026-06-01T14:00")
+    store.write_result(result("call-9", "c0002", outcome="high_intent", ended_at=at("2026-06-01T14:20")))
+    _run(runner, clock, "2026-06-01T14:30")
+    assert ("sms", "lifecycle:after_tag:c0002") in rec.requests
+    assert ("after_tag", "c0001") not in _touches(store)
+
+
+def test_an_import_that_shows_a_payment_is_a_shop_event(store: Any, tmp_path: Path) -> None:
+    from campaign.events import import_events, paid_state
+
+    text = TRIGGERED.replace("trigger: tag:high_intent", "trigger: deposit_paid").replace(
+        "crowd: deposit_unpaid", "crowd: all_customers_for_test")
+    seg = tmp_path / "scripts" / "segments"
+    seg.mkdir(parents=True)
+    (seg / "all_customers_for_test.yml").write_text("name: all_customers_for_test\nwhere: {}\n", encoding="utf-8")
+    path = tmp_path / "camp.yml"
+    path.write_text(text, encoding="utf-8")
+    store.upsert_customers(customers(3))
+    touches = Touches.open(store)
+    rec = Recorder()
+    runner = Runner(touches, lambda: at("2026-06-01T14:00"), sms=rec, wecom=rec, calls=rec)
+    touches.register(load(path, tmp_path / "scripts"), at("2026-06-01T14:00"))
+    records = customers(3)
+    records[1] = replace(records[1], deposit_paid=True)
+    before = paid_state(store, [r.customer_id for r in records])
+    store.upsert_customers(records)
+    assert import_events(runner, before, records, at("2026-06-01T14:05")) == 1
+    assert import_events(runner, before, records, at("2026-06-01T14:06")) == 0  # the same import again
+    t = _touches(store)
+    assert ("after_tag", "c0001") in t and ("after_tag", "c0000") not in t
