@@ -198,6 +198,15 @@ class Health(BaseModel):
     detail: str = ""
 
 
+class Ready(BaseModel):
+    status: Literal["ready", "not_ready"]
+    sessions: str
+    outbox_backlog: int = Field(description="Store writes queued while the database was unreachable "
+                                "(drained in the background within seconds of its return)")
+    outbox_parked: int = Field(description="Queued writes the database rejected for their content")
+    detail: str = ""
+
+
 class ReloadOut(BaseModel):
     tracks: list[str]
     generation: int

@@ -92,6 +92,7 @@ def require_agent_key(request: Request) -> None:
 
 AgentKey = Depends(require_agent_key)
 _ERRORS = {400: "Malformed request", 401: "Bad signature or key", 404: "Not found", 422: "Wrong parameter",
+           502: "WeCom's API answered an error or could not be reached",
            503: "Not configured, not ready, or the store is unavailable; retry"}
 
 
@@ -164,6 +165,35 @@ def customer_context(customer_id: str, request: Request) -> JSONResponse:
     data: dict[str, Any] = svc.context(customer_id).to_json()
     data["messages"] = [m.to_json() for m in svc.inbox.messages(customer_id)]
     return JSONResponse(data)
+
+
+@router.get("/v1/wecom/jssdk/agent-config", tags=["wecom"], dependencies=[AgentKey], responses=_errors(502, 503),
+            summary="Signed wx.agentConfig for the sidebar page at `url` (WeCom JS-SDK)")
+def agent_config(request: Request, url: Annotated[str, Query(min_length=8, max_length=2000)]) -> JSONResponse:
+    from wecom.jssdk import WecomApiError
+
+    svc = service_of(request)
+    if svc.tickets is None:
+        raise HTTPException(503, "WeCom JS-SDK not configured: set HUASHU_WECOM_CORP_ID, HUASHU_WECOM_AGENT_ID "
+                                 "and HUASHU_WECOM_SECRET")
+    if not url.startswith(("https://", "http://")):
+        raise HTTPException(422, "url must be the page's full http(s) address")
+    try:
+        config = svc.tickets.agent_config(svc.settings.wecom_agent_id, url)
+    except WecomApiError as exc:
+        raise HTTPException(502, str(exc)) from None
+    return JSONResponse(config.to_json())
+
+
+@router.get("/v1/wecom/contacts/{external_userid}", tags=["wecom"], dependencies=[AgentKey],
+            responses=_errors(503), summary="The customer behind a WeCom external contact (getCurExternalContact)")
+def contact(external_userid: str, request: Request) -> JSONResponse:
+    if not external_userid or len(external_userid) > 64 or _CONTROL.search(external_userid):
+        raise HTTPException(422, "external_userid must be 1-64 characters, without control characters")
+    customer_id = service_of(request).customer_for_contact(external_userid)
+    # Not imported yet: the contact's own id, under which its callback messages are kept.
+    return JSONResponse({"external_userid": external_userid, "customer_id": customer_id or external_userid,
+                         "mapped": customer_id is not None})
 
 
 # -- sidebar page ------------------------------------------------------------------------------
