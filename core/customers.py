@@ -36,6 +36,8 @@ class Customer:
     is_test: bool = False
     joined_at: date | None = None  # acquired by the shop (wecom lifecycle: just joined)
     last_active_at: datetime | None = None  # last seen active (wecom lifecycle: silent)
+    gender: str = ""  # F | M | "" (unknown)
+    external_userid: str | None = None  # WeCom external contact id
 
     def track_variables(self) -> dict[str, str]:
         """Template variables a track may use from the profile (only the ones that are known)."""
@@ -123,6 +125,8 @@ class CustomerRecord:
     last_active_at: datetime | None = None
     timezone: str | None = None
     tags: tuple[str, ...] = ()
+    external_userid: str | None = None  # WeCom external contact id (sidebar → customer)
+    gender: str = ""  # F | M | "" (unknown): the sidebar's polite address 姓 + 女士/先生
 
     def __repr__(self) -> str:  # never print the raw phone
         return f"CustomerRecord(customer_id={self.customer_id!r}, …)"
