@@ -99,7 +99,8 @@ class SqlStore(DurableWrites):
         return conn.execute(
             sa.select(t.customers, t.orders.c.deposit_paid, t.orders.c.deposit_product,
                       t.orders.c.deposit_amount, t.orders.c.balance_paid, t.orders.c.purchase_count,
-                      t.orders.c.last_purchase_at, t.orders.c.total_spent, t.orders.c.cycle_days)
+                      t.orders.c.last_purchase_at, t.orders.c.total_spent, t.orders.c.cycle_days,
+                      t.orders.c.last_product, t.orders.c.balance_amount)
             .select_from(t.customers.outerjoin(t.orders))
             .where(t.customers.c.customer_id == customer_id)
         ).first()
