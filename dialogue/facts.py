@@ -15,8 +15,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
 
+from dialogue.loader import Problem, SourceMap
 from dialogue.schema import BACK, Branch, Persona, Track, Variable
-from store.types import FACTS
+from store.types import FACTS, Customer
 
 CUSTOMER = "customer"
 CAMPAIGN = "campaign"
@@ -218,3 +219,45 @@ def _normal(name: str, var: Variable, value: str, today: date) -> str:
 def sample_values(track: Track, today: date) -> dict[str, str]:
     """What a test customer called on `today` is told (defaults, else samples)."""
     return resolve(track, (), facts=None, call_vars={}, test_customer=True, today=today).values
+
+
+def task_vars(track: Track, persona: Persona, customers: Mapping[str, Customer], ids: Iterable[str],
+              campaign_vars: Mapping[str, str], today: date) -> dict[str, tuple[dict[str, str], str | None]]:
+    """A campaign's call tasks: per customer id, the call's variables (the customer's facts and
+    the campaign's values) or the reason the call would be refused. Raises BadValue when the
+    campaign gives a variable the track does not declare, or a date that is not a date."""
+    unknown = sorted(set(campaign_vars) - set(track.variables) - set(persona.variables))
+    if unknown:
+        raise BadValue(f"track {track.id!r} declares no variable(s) {', '.join(unknown)}")
+    needed = needed_variables(track, persona)
+    out: dict[str, tuple[dict[str, str], str | None]] = {}
+    for cid in ids:
+        customer = customers.get(cid)
+        res = resolve(track, needed, facts=customer.facts() if customer else {}, call_vars=campaign_vars,
+                      test_customer=bool(customer and customer.is_test), today=today)
+        out[cid] = ({**{k: v for k, v in campaign_vars.items() if k in persona.variables}, **res.values},
+                    res.refused)
+    return out
+
+
+def expired_values(track: Track, values: Mapping[str, str], today: date) -> list[tuple[str, str]]:
+    """(variable, value) of the track's expiring dates among `values` that are before `today`."""
+    out = []
+    for name, var in track.variables.items():
+        value = values.get(name)
+        if value is None or not var.expiring or _RELATIVE.match(value.strip()):
+            continue
+        try:
+            if parse_date(value, today) < today:
+                out.append((name, value))
+        except BadValue:
+            out.append((name, value))
+    return out
+
+
+def expired_defaults(track: Track, src: SourceMap, today: date) -> list[Problem]:
+    """`huashu validate --at`: a track default date that has passed refuses every call using it."""
+    defaults = {k: v.default for k, v in track.variables.items() if v.default is not None}
+    return [Problem(src.file, src.var_line(name), f"variables.{name}",
+                    f"default {value} has passed at {today.isoformat()} (calls are refused expired:{name})")
+            for name, value in expired_values(track, defaults, today)]

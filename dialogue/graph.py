@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import html
 import logging
-from datetime import date
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 
-from dialogue.loader import Bundle
 from dialogue.facts import sample_values
+from dialogue.loader import Bundle
 from dialogue.render import render_text
 from dialogue.schema import BACK, Branch, Track
 from dialogue.vocab import OUTCOME_GRADE

@@ -173,3 +173,14 @@ class CustomerRecord:
 
     def __repr__(self) -> str:  # never print the raw phone
         return f"CustomerRecord(customer_id={self.customer_id!r}, …)"
+
+    def as_customer(self) -> Customer:
+        """The record as the engine sees it once imported (phone dropped, no tags or history)."""
+        return Customer(
+            customer_id=self.customer_id, name=self.name, persona_group=self.persona_group,
+            price_sensitivity=self.price_sensitivity, channel=self.channel, deposit_paid=self.deposit_paid,
+            deposit_product=self.deposit_product, deposit_amount=self.deposit_amount,
+            balance_paid=self.balance_paid, purchase_count=self.purchase_count,
+            last_purchase_at=self.last_purchase_at, total_spent=self.total_spent, cycle_days=self.cycle_days,
+            birthday=self.birthday, last_product=self.last_product, balance_amount=self.balance_amount,
+            joined_at=self.joined_at, last_active_at=self.last_active_at)

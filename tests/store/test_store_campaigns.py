@@ -15,9 +15,10 @@ from typing import Any, ClassVar
 
 import pytest
 
+from dialogue.history import generate_history
 from huashu.settings import Settings
 from store.campaigns import Campaign, load_campaign, plan, task_id
-from store.demo import generate_customers, generate_history
+from store.demo import generate_customers
 from store.errors import StoreError
 from store.providers import WebhookProvider, dispatch
 from store.segment_sql import evaluate
@@ -95,7 +96,8 @@ def test_call_tasks_have_the_post_v1_calls_shape(demo: SqlStore) -> None:
     call = plan(demo, camp, NOW)[2]
     task = call.task(camp.name, call.targets[0])
     assert task == {"call_id": f"presale_deposit_push:ai_call:{call.targets[0].customer_id}",
-                    "customer_id": call.targets[0].customer_id, "track": "presale_deposit", "vars": {}}
+                    "customer_id": call.targets[0].customer_id, "track": "presale_deposit",
+                    "vars": camp.vars}  # without the track's facts: the campaign's variables
 
 
 class _Provider(BaseHTTPRequestHandler):

@@ -13,9 +13,10 @@ import sqlalchemy as sa
 import typer
 from typer.testing import CliRunner
 
+from dialogue.history import generate_history
 from huashu.settings import Settings
 from store import schema as t
-from store.demo import generate_customers, generate_history
+from store.demo import generate_customers
 from store.errors import StoreError
 from store.segment_sql import evaluate
 from store.segments import Segment, load_segment, load_segments, parse_where
