@@ -21,7 +21,9 @@ install: $(STAMP)
 
 # The main job: demo customers into the embedded SQLite store, then the gateway server on
 # 127.0.0.1:8000 (in-process sessions). The demo opens the calling window all day so that the
-# printed call works at any hour; set HUASHU_CALLING_WINDOW to enforce your own.
+# printed call works at any hour; set HUASHU_CALLING_WINDOW to enforce your own. The demo runs
+# with --insecure-dev (no gateway secret, no agent keys: the server warns at every start); a
+# deployment sets HUASHU_GATEWAY_SECRET and HUASHU_AGENT_KEYS instead (docs/server.md).
 run: $(STAMP)
 	$(BIN)/huashu customers demo
 	@echo ""
@@ -31,7 +33,7 @@ run: $(STAMP)
 	@echo "  Place a call : $(BIN)/huashu gateway-sim --url http://127.0.0.1:8000 --track wecom_add_gift"
 	@echo "  (first start trains the NLU model once: a progress bar, then 'Uvicorn running')"
 	@echo ""
-	HUASHU_CALLING_WINDOW=$${HUASHU_CALLING_WINDOW:-00:00-24:00} $(BIN)/huashu serve --host 127.0.0.1 --port 8000
+	HUASHU_CALLING_WINDOW=$${HUASHU_CALLING_WINDOW:-00:00-24:00} $(BIN)/huashu serve --host 127.0.0.1 --port 8000 --insecure-dev
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

@@ -20,7 +20,7 @@ from asr.types import AsrHints, Recognizer, RecognizerStream, StreamingRecognize
 from asr.vad import VadConfig
 
 if TYPE_CHECKING:
-    from huashu.settings import Settings
+    from core.settings import Settings
 
 __all__ = [
     "BACKENDS", "AsrError", "AsrHints", "Audio", "AudioError", "GatedRecognizer", "ModelError",

@@ -42,7 +42,7 @@ from asr.streaming import StreamingSession
 from asr.vad import FRAME_MS, VadConfig, speech_segments
 from asr.whisper_backend import WhisperConfig, WhisperRecognizer
 from bench._machine import machine, pct
-from huashu.settings import Settings
+from core.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 AUDIO = ROOT / "tests" / "data" / "audio"

@@ -51,7 +51,7 @@ def main() -> None:
     ap.add_argument("--no-write", action="store_true", help="do not touch bench/RESULTS.md")
     args = ap.parse_args()
 
-    from huashu.settings import Settings
+    from core.settings import Settings
     from nlu.bert import torch  # via nlu.bert: it sets the OpenMP/offline environment first
     from nlu.classifier import classifier_from_dir, load_classifier
     from nlu.data import data_hash, load_file

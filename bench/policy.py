@@ -15,11 +15,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._machine import machine, pct
+from core.conversation import EventKind, SessionState, Turn
+from core.parse import Parse
+from core.vocab import INTENTS
 from dialogue import policy
 from dialogue.loader import load_bundle
-from dialogue.types import EventKind, SessionState, Turn
-from dialogue.vocab import INTENTS
-from nlu.types import Parse
 
 ROOT = Path(__file__).resolve().parent.parent
 

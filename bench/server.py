@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench._machine import machine  # noqa: E402
-from huashu.settings import Settings  # noqa: E402
+from core.settings import Settings  # noqa: E402
 from server.gateway_sim import SimConfig, Turn, percentile, run_load  # noqa: E402
 
 HUASHU = str(Path(sys.executable).parent / "huashu")
@@ -56,8 +56,8 @@ def free_port() -> int:
 
 def seed_customers(data: Path, n: int) -> None:
     """Imported customers for the calls (as in production: calls go to known customers)."""
+    from core.customers import CustomerRecord
     from store import open_store
-    from store.types import CustomerRecord
 
     store = open_store(Settings(data_dir=data))
     try:

@@ -26,16 +26,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import sqlalchemy as sa
 
 from bench._machine import machine, pct
+from core.conversation import ConversationResult, TurnRecord, Utterance
+from core.customers import CustomerRecord
+from core.settings import Settings
+from core.vocab import grade_for
 from dialogue.history import generate_history
-from dialogue.types import ConversationResult, TurnRecord, Utterance
-from dialogue.vocab import grade_for
-from huashu.settings import Settings
 from store import open_store
 from store.demo import generate_customers
 from store.segment_sql import evaluate
 from store.segments import load_segments
 from store.sql import SqlStore
-from store.types import CustomerRecord
 
 ROOT = Path(__file__).resolve().parent.parent
 TZ = ZoneInfo("Asia/Shanghai")

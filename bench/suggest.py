@@ -23,7 +23,7 @@ from zoneinfo import ZoneInfo
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._machine import machine, pct
-from huashu.settings import Settings
+from core.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 KEY = "bench-agent-key"
@@ -49,9 +49,9 @@ def main() -> None:
     from fastapi.testclient import TestClient
 
     from dialogue.history import generate_history
-    from dialogue.runtime import build_runtime
+    from huashu.app import create_app
+    from huashu.runtime import build_runtime
     from nlu import load_classifier
-    from server.app import create_app
     from store.demo import generate_customers
     from wecom.demo_calls import load_script
     from wecom.service import WecomService

@@ -18,8 +18,8 @@ import httpx
 from rasa_sdk import Action
 from rasa_sdk.executor import ActionExecutor
 
-from dialogue.types import SessionState
-from dialogue.vocab import INTENTS
+from core.conversation import SessionState
+from core.vocab import INTENTS
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

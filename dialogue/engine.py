@@ -12,14 +12,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from dialogue import policy
-from dialogue.actions import ActionFailed, ActionRunner, apply_events
-from dialogue.facts import BadValue, needed_variables, resolve
-from dialogue.loader import Bundle
-from dialogue.policy import Decision
-from dialogue.render import clip_url, render_text
-from dialogue.schema import Persona, Track
-from dialogue.types import (
+from core.conversation import (
     BotAction,
     ConversationResult,
     CustomerEvent,
@@ -30,9 +23,16 @@ from dialogue.types import (
     TurnRecord,
     Utterance,
 )
-from dialogue.vocab import TAG_SET
-from nlu.types import ClassifyContext, IntentClassifier, Parse
-from store.types import CustomerStore
+from core.customers import CustomerStore
+from core.parse import ClassifyContext, IntentClassifier, Parse
+from core.vocab import TAG_SET
+from dialogue import policy
+from dialogue.actions import ActionFailed, ActionRunner, apply_events
+from dialogue.facts import BadValue, needed_variables, resolve
+from dialogue.loader import Bundle
+from dialogue.policy import Decision
+from dialogue.render import clip_url, render_text
+from dialogue.schema import Persona, Track
 
 log = logging.getLogger(__name__)
 

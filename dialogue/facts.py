@@ -15,9 +15,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-from dialogue.loader import Problem, SourceMap
+from core.customers import FACTS, Customer
+from core.yamlio import Problem, SourceMap
 from dialogue.schema import BACK, Branch, Persona, Track, Variable
-from store.types import FACTS, Customer
 
 CUSTOMER = "customer"
 CAMPAIGN = "campaign"

@@ -16,11 +16,11 @@ from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
+from core.vocab import OUTCOME_GRADE
 from dialogue.facts import sample_values
 from dialogue.loader import Bundle
 from dialogue.render import render_text
 from dialogue.schema import BACK, Branch, Track
-from dialogue.vocab import OUTCOME_GRADE
 
 log = logging.getLogger(__name__)
 

@@ -10,13 +10,13 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from core.conversation import ConversationResult, TurnRecord
+from core.customers import Customer, CustomerRecord
 from dialogue.facts import CUSTOMER, binding, needed_variables, resolve, sample_values
 from dialogue.loader import Bundle, load_bundle
 from dialogue.paths import HANGUP, SILENCE, TrackPath, track_paths
 from dialogue.policy import DEFAULT_INTENT_TAGS
 from dialogue.schema import Track
-from dialogue.types import ConversationResult, TurnRecord
-from store.types import Customer, CustomerRecord
 
 SHARE_CALLED = 0.18  # of demo customers, how many were called before
 # How often each outcome ends a demo call (outcomes a track cannot produce are never chosen).

@@ -12,9 +12,9 @@ from collections import deque
 from collections.abc import Collection
 from dataclasses import dataclass
 
+from core.vocab import grade_for
 from dialogue.policy import final_outcome
 from dialogue.schema import BACK, Branch, Track
-from dialogue.vocab import grade_for
 
 SILENCE = "<silence>"
 HANGUP = "<hangup>"

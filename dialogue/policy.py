@@ -8,13 +8,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from core.conversation import EventKind, SessionState, Turn
+from core.vocab import DEFAULT_DTMF, OUTCOMES, grade_for
 from dialogue.schema import BACK, Branch, Edge, Track
-from dialogue.types import EventKind, SessionState, Turn
-from dialogue.vocab import DEFAULT_DTMF, OUTCOMES, grade_for
 
 DEFAULT_INTENT_TAGS = {"ask_price": "price_sensitive", "ask_robot": "asked_robot", "ask_product": "asked_product"}
 DEFAULT_OUTCOME_PRIORITY = (
-    "do_not_contact", "complaint", "wrong_number", "balance_paid", "deposit_paid", "wechat_added",
+    "do_not_contact", "complaint", "wrong_number", "unreachable", "balance_paid", "deposit_paid", "wechat_added",
     "promised_to_pay", "high_intent", "payment_issue", "transferred", "call_back_later",
     "not_interested", "no_response", "hung_up_early", "completed",
 )

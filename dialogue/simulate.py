@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from core.conversation import CustomerEvent, EventKind, Reply, SessionState
 from dialogue.engine import DialogueEngine
-from dialogue.types import CustomerEvent, EventKind, Reply, SessionState
 
 _DTMF = re.compile(r"^<dtmf:([0-9*#]+)>$")
 TURN_SECONDS = 6  # simulated wall-clock time a turn takes (clip + answer)

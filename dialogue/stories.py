@@ -32,9 +32,9 @@ from zoneinfo import ZoneInfo
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from core.conversation import CustomerEvent, EventKind, Reply, SessionState
+from core.yamlio import compose_yaml_text, load_yaml_text
 from dialogue.engine import DialogueEngine
-from dialogue.loader import YamlLoader, load_yaml_text
-from dialogue.types import CustomerEvent, EventKind, Reply, SessionState
 
 DEFAULT_AT = datetime(2026, 11, 2, 10, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
 TURN_SECONDS = 6  # simulated time one turn takes, as in `huashu simulate`
@@ -139,7 +139,7 @@ class StoryResult:
 
 # -- loading ---------------------------------------------------------------------------------
 def _story_lines(text: str) -> list[int]:
-    root = yaml.compose(text, Loader=YamlLoader)
+    root = compose_yaml_text(text)
     if not isinstance(root, yaml.MappingNode):
         return []
     for key, value in root.value:

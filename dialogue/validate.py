@@ -9,10 +9,10 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator
 
+from core.vocab import INTENT_SET, OUTCOME_SET, TAG_SET
+from core.yamlio import Problem, SourceMap
 from dialogue.facts import binding_problems
-from dialogue.loader import Problem, SourceMap
 from dialogue.schema import BACK, Branch, Persona, Track
-from dialogue.vocab import INTENT_SET, OUTCOME_SET, TAG_SET
 
 PSEUDO_INTENTS = frozenset({"transfer"})  # DTMF 0 / "转人工" routes through this handler
 DICT_ACTIONS = frozenset({"send_sms", "send_wecom", "tag"})

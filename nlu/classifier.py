@@ -17,16 +17,16 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from core.parse import ClassifyContext, Parse
 from nlu.calibrate import Calibration
 from nlu.config import TrainConfig
 from nlu.data import NluDataError, data_hash
 from nlu.entities import ProductTable, extract, product_table
 from nlu.rules import RuleSet, load_rules
 from nlu.train import META_FILE, MODEL_FORMAT, Progress, train_model
-from nlu.types import ClassifyContext, Parse
 
 if TYPE_CHECKING:
-    from huashu.settings import Settings
+    from core.settings import Settings
 
 # Below this calibrated confidence the engine treats the turn as not understood (fallback).
 CONFIDENCE_THRESHOLD = 0.5
@@ -42,7 +42,7 @@ class NluModelError(RuntimeError):
 
 
 class HuashuClassifier:
-    """Implements nlu.types.IntentClassifier."""
+    """Implements core.parse.IntentClassifier."""
 
     def __init__(self, model_dir: Path, rules: RuleSet, products: ProductTable, *,
                  context_boost: float = CONTEXT_BOOST) -> None:

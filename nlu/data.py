@@ -16,7 +16,8 @@ from pathlib import Path
 
 import yaml
 
-from dialogue.vocab import INTENT_SET
+from core.vocab import INTENT_SET
+from core.yamlio import compose_yaml_text, load_yaml_text
 
 # Files under scripts_zh/nlu/ that do not feed the model: editing them never forces a retrain.
 NON_TRAINING_FILES = frozenset({"rules.yml"})
@@ -119,7 +120,7 @@ def _block_lines(node: yaml.Node) -> list[tuple[int, str]]:
 def _load(path: Path) -> NluData:
     name = str(path)
     try:
-        root = yaml.compose(path.read_text(encoding="utf-8"))
+        root = compose_yaml_text(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError) as exc:
         raise NluDataError(f"{name}:1: cannot read: {exc}") from None
     except yaml.YAMLError as exc:
@@ -159,7 +160,7 @@ def _load(path: Path) -> NluData:
         ex_node = fields["examples"][1]
         if kind == "intent":
             if label not in INTENT_SET:
-                raise err(fields[kind][1], where, "unknown intent (see dialogue/vocab.py INTENTS)")
+                raise err(fields[kind][1], where, "unknown intent (see core/vocab.py INTENTS)")
             examples.extend(_intent_examples(ex_node, label, name, err))
             continue
         if not isinstance(ex_node, yaml.ScalarNode):
@@ -207,7 +208,7 @@ def _intent_examples(node: yaml.Node, intent: str, name: str,
             expected: tuple[str, ...] = ()
             meta = fields.get("metadata")
             if meta is not None:
-                data = yaml.safe_load(yaml.serialize(meta)) or {}
+                data = load_yaml_text(yaml.serialize(meta)) or {}
                 raw_exp = data.get("expected_intents", []) if isinstance(data, dict) else []
                 if not isinstance(raw_exp, list) or not all(isinstance(x, str) for x in raw_exp):
                     raise err(meta, where, "metadata.expected_intents must be a list of intents")
@@ -282,26 +283,3 @@ def data_hash(directory: str | Path) -> str:
     for path in nlu_files(Path(directory), training_only=True):
         h.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
     return h.hexdigest()[:16]
-
-
-def validate_nlu_dir(directory: str | Path) -> None:
-    """`huashu validate` hook: every NLU file under `directory` (and the rules' intent names);
-    raises dialogue.loader.ScriptError listing `file:line: node: message` problems."""
-    from dialogue.loader import Problem, ScriptError
-
-    directory = Path(directory)
-    problems = validate_paths(nlu_files(directory))
-    rules = directory / "rules.yml"
-    if rules.exists() and not problems:
-        from nlu.rules import load_rules
-
-        try:
-            load_rules(rules)
-        except NluDataError as exc:
-            problems.append(str(exc))
-    if problems:
-        parsed = []
-        for text in problems:
-            m = re.match(r"^(.*?):(\d+): (.*?): (.*)$", text, re.S)
-            parsed.append(Problem(m[1], int(m[2]), m[3], m[4]) if m else Problem(str(directory), 1, "nlu", text))
-        raise ScriptError(parsed)

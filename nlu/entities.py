@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 
 import cn2an
 
-from nlu.types import Entity
+from core.parse import Entity
 
 EXTRACTOR = "huashu.entities"
 DEFAULT_TZ = "Asia/Shanghai"

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import numpy as np
 
+from core.parse import ClassifyContext, Parse
 from nlu.calibrate import expected_calibration_error
 from nlu.classifier import CONFIDENCE_THRESHOLD, HuashuClassifier
 from nlu.data import Example
-from nlu.types import ClassifyContext, Parse
 
 ASK_PREFIX = "ask_"
 

@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from dialogue.vocab import INTENT_SET
+from core.vocab import INTENT_SET
 from nlu.data import NluData, NluDataError, load_file
 from nlu.text import normalize
 

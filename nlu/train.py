@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dialogue.vocab import INTENTS
+from core.vocab import INTENTS
 from nlu.augment import AsrNoise, NoiseTable
 from nlu.calibrate import Calibration, expected_calibration_error, fit
 from nlu.config import TrainConfig

@@ -10,82 +10,32 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
-import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 from zoneinfo import ZoneInfo
 
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
-from dialogue.engine import DialogueEngine
-from dialogue.runtime import Runtime, build_runtime, load_scripts
-from huashu.settings import Settings
-from nlu.types import IntentClassifier
+from core.parse import IntentClassifier
+from core.settings import Settings
+from dialogue.assembly import Runtime
 from server import models as m
 from server.batching import BatchingClassifier, batching
 from server.calls import CallService
-from server.errors import NotFound, Unavailable, error_response, json_response
+from server.context import ServerContext, ctx, open_sessions
+from server.errors import NotFound, Unavailable, Unprocessable, error_response, json_response
 from server.fastpath import FastCalls
 from server.guard import Guard
 from server.metrics import Metrics
-from server.sessions import SessionStore, open_sessions
 from store.phones import mask_id
 
 log = logging.getLogger("huashu.server")
-GENERATION_CHECK_S = 1.0
-
-
-@dataclass
-class ServerContext:
-    """Everything a request needs, built once per process by the lifespan."""
-
-    settings: Settings
-    runtime: Runtime
-    sessions: SessionStore
-    calls: CallService
-    metrics: Metrics
-    executor: ThreadPoolExecutor
-    generation: int = 0
-    checked_at: float = 0.0
-    reload_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    extras: dict[str, Any] = field(default_factory=dict)  # lazily loaded: ASR recognizer, clip cache
-
-    @property
-    def engine(self) -> DialogueEngine:
-        return self.runtime.engine
-
-    async def reload_tracks(self) -> list[str]:
-        """Load and validate the scripts again and swap them in (raises ScriptError: nothing changes)."""
-        async with self.reload_lock:
-            bundle = await asyncio.get_running_loop().run_in_executor(
-                self.executor, load_scripts, self.settings, self.runtime.actions)
-            self.runtime.bundle = bundle
-            self.runtime.engine.bundle = bundle
-            self.extras.pop("clips", None)
-            return sorted(bundle.tracks)
-
-    async def ensure_current(self) -> None:
-        """Another worker reloaded the tracks: follow (checked at most once a second)."""
-        now = time.monotonic()
-        if now - self.checked_at < GENERATION_CHECK_S:
-            return
-        self.checked_at = now
-        generation = await self.sessions.generation()
-        if generation > self.generation:
-            await self.reload_tracks()
-            self.generation = generation
-
-
-def ctx(request: Request) -> ServerContext:
-    context: ServerContext = request.app.state.huashu
-    return context
+RuntimeBuilder = Callable[[Settings, IntentClassifier | None], Runtime]
 
 
 def default_clock(settings: Settings) -> Callable[[], datetime]:
@@ -94,11 +44,15 @@ def default_clock(settings: Settings) -> Callable[[], datetime]:
 
 
 def create_app(settings: Settings | None = None, *, runtime: Runtime | None = None,
+               build_runtime: RuntimeBuilder | None = None, routers: Sequence[APIRouter] = (),
                classifier: IntentClassifier | None = None, clock: Callable[[], datetime] | None = None,
                turn_threads: int = 32, start_threads: int = 8) -> FastAPI:
-    """The app. `runtime`/`classifier`/`clock` are for tests and embedding; by default the
-    lifespan builds the Runtime from `settings` (training the NLU model if it is missing)."""
+    """The app around a loaded `runtime`, or one `build_runtime(settings, classifier)` loads in the
+    lifespan; `routers` are mounted after the call routes. huashu.app.create_app is the wired one
+    (default builder, WeCom routes); `clock` is for tests."""
     settings = settings or Settings()
+    if runtime is None and build_runtime is None:
+        raise TypeError("create_app needs a runtime or a build_runtime (huashu.app.create_app wires both)")
     metrics = Metrics()
 
     @asynccontextmanager
@@ -107,7 +61,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         start_executor = ThreadPoolExecutor(max_workers=start_threads, thread_name_prefix="huashu-start")
         loop = asyncio.get_running_loop()
         rt: Runtime = runtime if runtime is not None else await loop.run_in_executor(
-            executor, lambda: build_runtime(settings, classifier=classifier))
+            executor, _builder(build_runtime), settings, classifier)
         if runtime is None:  # our own process: one torch thread (see nlu.bert.set_inference_threads)
             await loop.run_in_executor(executor, _torch_threads, settings.nlu_threads)
         original = rt.engine.classifier
@@ -128,6 +82,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         gc.collect()
         gc.freeze()
         log.info("huashu server ready: %d track(s), sessions=%s", len(rt.bundle.tracks), sessions.kind)
+        warn_if_insecure(settings)
         try:
             yield
         finally:
@@ -139,7 +94,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
             if isinstance(rt.engine.classifier, BatchingClassifier):
                 rt.engine.classifier.close()
             rt.engine.classifier = original
-            if runtime is None and rt.store is not None and hasattr(rt.store, "close"):
+            if runtime is None and rt.store is not None:
                 rt.store.close()
 
     # FastAPI's built-in OpenTelemetry looks up the global providers on every request (5 % of the
@@ -158,15 +113,43 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     app.add_middleware(FastCalls)
     app.add_middleware(Guard, max_body=settings.max_body_bytes, gateway_secrets=lambda: settings.gateway_secrets,
                        agent_keys=lambda: settings.agent_key_list, jambonz_secret=lambda: settings.jambonz_secret,
-                       metrics=metrics)
+                       metrics=metrics, insecure_dev=lambda: settings.insecure_dev)
     _register_basic_routes(app)
     from server import clips, jambonz, routes_calls
 
     routes_calls.register(app)
     clips.register(app)
     jambonz.register(app)
-    _include_wecom(app)
+    for router in routers:
+        app.include_router(router)
+    from server import openapi
+
+    openapi.install(app)
     return app
+
+
+def _builder(build_runtime: RuntimeBuilder | None) -> RuntimeBuilder:
+    if build_runtime is None:
+        raise TypeError("create_app needs a runtime or a build_runtime")
+    return build_runtime
+
+
+def insecure_warning(settings: Settings) -> str | None:
+    """The start-up warning of an insecure server (None when every area needs its credential)."""
+    missing = settings.missing_credentials
+    if not settings.insecure_dev or not missing:
+        return None
+    return (f"INSECURE DEV MODE: {' and '.join(missing)} not set; the routes they protect are OPEN to "
+            "anyone who can reach this port (customer profiles, WeCom, call control). "
+            "Never expose this server; set the secrets and drop --insecure-dev / HUASHU_INSECURE_DEV.")
+
+
+def warn_if_insecure(settings: Settings) -> None:
+    message = insecure_warning(settings)
+    if message:
+        bar = "!" * 100  # one record per line: the log formatter escapes newlines inside a record
+        for line in (bar, message, bar):
+            log.warning("%s", line)
 
 
 def _torch_threads(n: int) -> None:
@@ -182,22 +165,12 @@ def handled_exceptions() -> tuple[type[Exception], ...]:
     from pydantic import ValidationError
 
     from asr.errors import AsrError
+    from core.shared_kv import SessionsUnavailable
     from dialogue.engine import CallRefused, UnknownVariable
     from server.errors import ApiError
-    from server.sessions import SessionsUnavailable
 
     return (ApiError, CallRefused, ValidationError, UnicodeDecodeError, UnknownVariable, SessionsUnavailable,
             AsrError, RequestValidationError, StarletteHTTPException, Exception)
-
-
-def _include_wecom(app: FastAPI) -> None:
-    """The WeCom engineer's router (suggest, sidebar), when that package provides it."""
-    try:
-        from wecom.api import router
-    except ImportError as exc:
-        log.debug("wecom router not available: %s", exc)
-        return
-    app.include_router(router)
 
 
 def _register_basic_routes(app: FastAPI) -> None:
@@ -239,9 +212,12 @@ def _register_basic_routes(app: FastAPI) -> None:
                         **m.error_docs(401, 404, 503)})
     async def customer(customer_id: str, request: Request) -> Response:
         c = ctx(request)
+        problem = m.id_problem(customer_id, m.CUSTOMER_ID_MAX)
+        if problem:
+            raise Unprocessable(f"customer_id: {problem}")
         store = c.runtime.store
         if store is None or not hasattr(store, "customer_profile"):
-            raise Unavailable("no customer store configured")
+            raise Unavailable("no customer store configured", code="store_unavailable")
         profile = await asyncio.get_running_loop().run_in_executor(c.executor, store.customer_profile, customer_id)
         if profile is None:
             raise NotFound(f"unknown customer {mask_id(customer_id)!r}")
@@ -250,8 +226,7 @@ def _register_basic_routes(app: FastAPI) -> None:
     @app.post("/admin/tracks/reload", response_model=m.ReloadOut, tags=["admin"],
               responses=m.error_docs(401, 403, 422))
     async def reload_tracks(request: Request) -> Response:
-        from dialogue.loader import ScriptError
-        from server.errors import Unprocessable
+        from core.yamlio import ScriptError
         from server.security import check_admin
 
         c = ctx(request)

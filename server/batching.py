@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from nlu.types import ClassifyContext, IntentClassifier, Parse
+from core.parse import ClassifyContext, IntentClassifier, Parse
 
 
 class BatchClassifier(IntentClassifier, Protocol):

@@ -23,10 +23,10 @@ from dataclasses import fields
 from datetime import datetime
 from typing import Any, TypeVar
 
+from core import fastjson
+from core.conversation import CustomerEvent, EventKind, SessionState
 from dialogue.engine import CallRefused, DialogueEngine
 from dialogue.render import clip_url, render_text
-from dialogue.types import CustomerEvent, EventKind, SessionState
-from huashu import fastjson
 from server.errors import Conflict, Unavailable, Unprocessable, json_bytes
 from server.metrics import Metrics
 from server.sessions import CallRecord, SessionStore

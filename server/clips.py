@@ -20,7 +20,7 @@ from fastapi import Path as PathParam
 from starlette.responses import FileResponse, Response
 
 from dialogue.render import clip_variables
-from server.app import ServerContext, ctx
+from server.context import ServerContext, ctx
 from server.errors import NotFound, Unprocessable
 from server.models import error_docs
 

@@ -20,10 +20,10 @@ from typing import TYPE_CHECKING
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from server import models as m
-from server.errors import error_response
+from server.errors import Unprocessable, error_response
 
-if TYPE_CHECKING:  # server.app imports this module
-    from server.app import ServerContext
+if TYPE_CHECKING:
+    from server.context import ServerContext
 
 EVENTS = re.compile(r"/v1/calls/([^/]+)/events")
 START = "/v1/calls"
@@ -71,8 +71,16 @@ async def start_call(context: ServerContext, raw: bytes) -> bytes:
     return await context.calls.start(start.call_id, start.customer_id, start.track, dict(start.vars))
 
 
+def check_call_id(call_id: str) -> None:
+    """A call id from a URL path: the body's rules (no control characters, at most 128)."""
+    problem = m.id_problem(call_id, m.CALL_ID_MAX)
+    if problem:
+        raise Unprocessable(f"call_id: {problem}")
+
+
 async def call_event(context: ServerContext, call_id: str, raw: bytes, t0: float) -> bytes:
     """`POST /v1/calls/{call_id}/events`: the raw body → the answer (shared, as above)."""
+    check_call_id(call_id)
     event = m.parse(m.EventIn, raw)
     return await context.calls.event(call_id, event.seq, event.to_event(), t0=t0)
 

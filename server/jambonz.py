@@ -13,23 +13,27 @@ barge-in), listen → `gather` (speech + digits, actionHook), transfer → `dial
 send_sms/send_wecom → `tag` (the messages travel with the call's data to the integrator's status
 hook). A reply that ends after playing gets a `redirect` so that jambonz reports playback_done.
 Signed requests: `Jambonz-Signature` when HUASHU_JAMBONZ_SECRET is set (server.guard).
+Payloads are jambonz's, so they are parsed by hand, with the edge's rules (server.models): the
+nesting bound, and ids/text without control characters or lone surrogates, within the columns'
+lengths; anything else is a 4xx through server.errors.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 import time
 from typing import Annotated, Any
 
-from fastapi import FastAPI, Query, Request
+from fastapi import FastAPI, Path, Query, Request
 from starlette.responses import Response
 
+from core import fastjson
+from core.conversation import CustomerEvent, EventKind
 from dialogue.engine import CallRefused
-from dialogue.types import CustomerEvent, EventKind
-from server.app import ctx
-from server.errors import Unprocessable, json_bytes
+from server import models as m
+from server.context import ctx
+from server.errors import BadRequest, Unprocessable, json_bytes
 from server.models import error_docs
 from store.phones import mask_id
 
@@ -92,27 +96,59 @@ def event_from_hook(payload: dict[str, Any], event: str) -> CustomerEvent:
     speech = payload.get("speech")
     if reason == "speechDetected" and isinstance(speech, dict):
         alts = speech.get("alternatives") or []
-        best = alts[0] if alts and isinstance(alts[0], dict) else {}
+        best = alts[0] if isinstance(alts, list) and alts and isinstance(alts[0], dict) else {}
         text = str(best.get("transcript", "") or "")
+        _check("speech.alternatives.0.transcript", m.text_problem(text) or _too_long(text, m.TEXT_MAX))
         conf = best.get("confidence")
         confidence = float(conf) if isinstance(conf, int | float) and 0 <= conf <= 1 else None
         return CustomerEvent(EventKind.SPEECH, text=text, confidence=confidence)
     digits = payload.get("digits")
     if reason == "dtmfDetected" and isinstance(digits, str) and digits:
+        if not _DIGITS.fullmatch(digits[:32]):
+            raise Unprocessable("digits: only 0-9, *, # and A-D")
         return CustomerEvent(EventKind.DTMF, digits=digits[:32])
     return CustomerEvent(EventKind.SILENCE)  # timeout, stt errors: nobody said anything usable
 
 
+_DIGITS = re.compile(r"[0-9*#A-Da-d]+")
+
+
+def _too_long(value: str, limit: int) -> str | None:
+    return f"at most {limit} characters" if len(value) > limit else None
+
+
+def _check(field: str, problem: str | None) -> None:
+    if problem:
+        raise Unprocessable(f"{field}: {problem}")
+
+
 def _payload(raw: bytes) -> dict[str, Any]:
+    raw.decode("utf-8")  # UnicodeDecodeError → 400 with the offset
+    m.check_json_depth(raw)
     try:
-        data = json.loads(raw.decode("utf-8") or "{}")
-    except UnicodeDecodeError:
-        raise
-    except json.JSONDecodeError as exc:
-        raise Unprocessable(f"body is not valid JSON: {exc.msg}", status=400) from None
+        data = fastjson.loads(raw or b"{}")
+    except ValueError as exc:  # includes a lone surrogate escape, which no id or text may carry
+        raise BadRequest(f"body is not valid JSON: {exc}", code="invalid_json") from None
     if not isinstance(data, dict):
         raise Unprocessable("body must be a JSON object (a jambonz webhook payload)")
     return data
+
+
+def _variables(data: dict[str, Any]) -> dict[str, str]:
+    raw = data.get("vars")
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict) or len(raw) > 50:
+        raise Unprocessable("customerData.vars: an object of at most 50 string values")
+    out: dict[str, str] = {}
+    for key, value in raw.items():
+        if not isinstance(value, str | int | float | bool):
+            raise Unprocessable("customerData.vars: values are strings or numbers")
+        text = str(value)
+        _check("customerData.vars", m.var_problem(key) or _too_long(key, 64) or (None if key else "an empty name")
+               or m.var_problem(text) or _too_long(text, m.VAR_MAX))
+        out[key] = text
+    return out
 
 
 def _verbs(verbs: list[dict[str, Any]]) -> Response:
@@ -143,40 +179,43 @@ def register(app: FastAPI) -> None:
         await c.ensure_current()
         payload = _payload(await request.body())
         sid = payload.get("call_sid")
-        if not isinstance(sid, str) or not sid or len(sid) > 128 or "/" in sid:
-            raise Unprocessable("call_sid: a jambonz call webhook carries a call_sid")
+        _check("call_sid", m.id_problem(sid, m.CALL_ID_MAX))
+        assert isinstance(sid, str)  # id_problem checked it
         data = _customer_data(payload)
-        track_id = str(data.get("track") or track or "")
+        track_id = data.get("track") or track or ""
         if not track_id:
             raise Unprocessable("track: give ?track= on the webhook URL or customerData.track")
+        _check("track", m.id_problem(track_id, m.TRACK_MAX))
         customer = data.get("customer_id")
-        if not isinstance(customer, str) or not customer:
+        if customer is None or customer == "":
             number = str(payload.get("to") if payload.get("direction") == "outbound" else payload.get("from"))
-            customer = "jambonz-" + hashlib.sha256(number.encode()).hexdigest()[:16]  # never the raw number
-        variables = {str(k): str(v) for k, v in (data.get("vars") or {}).items()} \
-            if isinstance(data.get("vars"), dict) else {}
+            customer = "jambonz-" + hashlib.sha256(number.encode("utf-8", "replace")).hexdigest()[:16]  # never the raw number
+        _check("customerData.customer_id", m.id_problem(customer, m.CUSTOMER_ID_MAX))
+        variables = _variables(data)
         try:
             body = await c.calls.start(sid, customer, track_id, variables)
         except CallRefused as exc:
             return _verbs([{"verb": "hangup", "headers": {"X-Huashu-Refused": exc.reason}}])
         finally:
             c.metrics.latency.labels("jambonz_call").observe(time.monotonic() - t0)
-        return _verbs(to_verbs(json.loads(body)["actions"], sid, 1))
+        return _verbs(to_verbs(fastjson.loads(body)["actions"], sid, 1))
 
     @app.post("/jambonz/calls/{call_sid}/action", tags=["jambonz"], responses=_VERBS_DOC,
               openapi_extra=_BODY_DOC, response_class=Response)
-    async def jambonz_action(call_sid: str, request: Request,
+    async def jambonz_action(call_sid: Annotated[str, Path(max_length=m.CALL_ID_MAX, pattern=m.ID_PATTERN)],
+                             request: Request,
                              seq: Annotated[int, Query(ge=0, le=2**53)],
                              event: Annotated[str, Query(pattern="^(|playback_done|hangup)$")] = "") -> Response:
         t0 = time.monotonic()
         c = ctx(request)
+        _check("call_sid", m.id_problem(call_sid, m.CALL_ID_MAX))
         await c.ensure_current()
         ev = event_from_hook(_payload(await request.body()), event)
         try:
             body = await c.calls.event(call_sid, seq, ev, t0=t0)
         finally:
             c.metrics.latency.labels("jambonz_action").observe(time.monotonic() - t0)
-        return _verbs(to_verbs(json.loads(body)["actions"], call_sid, seq + 1))
+        return _verbs(to_verbs(fastjson.loads(body)["actions"], call_sid, seq + 1))
 
     @app.post("/jambonz/status", tags=["jambonz"], openapi_extra=_BODY_DOC,
               responses={200: {"description": "acknowledged",
@@ -187,7 +226,8 @@ def register(app: FastAPI) -> None:
         payload = _payload(await request.body())
         sid = payload.get("call_sid")
         status = payload.get("call_status")
-        if isinstance(sid, str) and sid and "/" not in sid and status in _FINISHED:
+        _check("call_sid", m.id_problem(sid, m.CALL_ID_MAX))
+        if isinstance(sid, str) and status in _FINISHED:
             await c.calls.event(sid, STATUS_SEQ, CustomerEvent(EventKind.HANGUP))
             import logging
 

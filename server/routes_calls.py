@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import FastAPI, Query, Request
 from starlette.responses import Response
 
-from dialogue.types import CustomerEvent, EventKind, SessionState
+from core.conversation import CustomerEvent, EventKind, SessionState
 from server import fastpath
 from server import models as m
-from server.app import ServerContext, ctx
+from server.context import ServerContext, ctx
 from server.errors import Unprocessable
+from server.recognizer import hints_for, recognizer
 
 
 def _json(body: bytes, status: int = 200) -> Response:
@@ -22,7 +23,7 @@ def _json(body: bytes, status: int = 200) -> Response:
 
 def register(app: FastAPI) -> None:
     @app.post("/v1/calls", tags=["calls"], response_model=m.StartCallOut, openapi_extra=m.body_doc(m.StartCallIn),
-              responses={409: {"model": m.Refused | m.Detail, "description": "Refused by the compliance gate "
+              responses={409: {"model": m.Refused | m.Error, "description": "Refused by the compliance gate "
                                                                             "(or call_id reused)"},
                          **m.error_docs(400, 401, 413, 422, 503)})
     async def start_call(request: Request) -> Response:
@@ -71,36 +72,12 @@ def register(app: FastAPI) -> None:
     register_stream(app)
 
 
-async def recognizer(c: ServerContext) -> Any:
-    """The ASR recognizer, loaded once per process (in a worker thread; the first call waits)."""
-    fut = c.extras.get("asr")
-    if fut is None:
-        from asr import load_recognizer
-
-        fut = asyncio.get_running_loop().run_in_executor(c.executor, load_recognizer, c.settings)
-        c.extras["asr"] = fut
-    try:
-        return await asyncio.shield(fut)
-    except Exception:
-        c.extras.pop("asr", None)  # let a later request try again (e.g. after fixing the model path)
-        raise
-
-
-def hints_for(c: ServerContext, state: SessionState) -> Any:
-    from asr.types import AsrHints
-
-    try:
-        node = c.engine.bundle.track(state.track_id).nodes[state.node]
-    except KeyError:
-        return AsrHints()
-    return AsrHints(tuple(getattr(node, "hints", ()) or ()))
-
-
 async def audio_turn(c: ServerContext, call_id: str, raw: bytes, *, seq: int | None, rate: int | None,
                      encoding: str | None, t0: float) -> bytes:
     """Decode now (bad audio → 422 at once), recognise inside the turn (counts against the budget)."""
     from asr.audio import decode
 
+    fastpath.check_call_id(call_id)
     if not raw:
         raise Unprocessable("audio: empty body (send a WAV file)")
     if seq is None:  # no sequence number: this upload is the call's next event

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import time
 from collections.abc import Sequence
 
@@ -18,6 +19,11 @@ from server.errors import Forbidden, Unauthorized
 SIGNATURE_HEADER = "x-huashu-signature"
 JAMBONZ_HEADER = "jambonz-signature"
 TOLERANCE_S = 300
+# ASCII digits only ("²".isdigit() is true, int("²") fails), at most 12 (int() of 5,000 digits raises
+# past Python's digit limit); v1 is a SHA-256 hex digest.
+_TIMESTAMP = re.compile(r"[0-9]{1,12}")
+_HEX_MAC = re.compile(r"[0-9a-fA-F]{64}")
+MAX_SIGNATURE_HEADER = 1024
 
 
 def sign(secret: str, body: bytes, t: int | None = None) -> str:
@@ -34,14 +40,14 @@ def verify(header: str | None, body: bytes, secrets: Sequence[str], *, now: floa
         raise Unauthorized(f"missing {name} header")
     ts: str | None = None
     candidates: list[str] = []
-    for part in header.split(","):
+    for part in header[:MAX_SIGNATURE_HEADER].split(","):
         key, _, value = part.strip().partition("=")
         if key == "t":
             ts = value
-        elif key == "v1":
-            candidates.append(value)
-    if ts is None or not ts.isdigit() or not candidates:
-        raise Unauthorized(f"malformed {name} header (want t=<unix>,v1=<hex>)")
+        elif key == "v1" and _HEX_MAC.fullmatch(value):
+            candidates.append(value.lower())
+    if len(header) > MAX_SIGNATURE_HEADER or ts is None or not _TIMESTAMP.fullmatch(ts) or not candidates:
+        raise Unauthorized(f"malformed {name} header (want t=<unix seconds>,v1=<64 hex digits>)")
     current = time.time() if now is None else now
     if abs(current - int(ts)) > tolerance_s:
         raise Unauthorized(f"{name} timestamp outside the {tolerance_s} s window")
@@ -51,7 +57,7 @@ def verify(header: str | None, body: bytes, secrets: Sequence[str], *, now: floa
         expected = hmac.new(secret.encode(), message, hashlib.sha256).hexdigest().encode()
         for candidate in candidates:
             # compare_digest on every pair (no early exit): timing reveals nothing
-            ok |= hmac.compare_digest(expected, candidate.encode("ascii", "replace"))
+            ok |= hmac.compare_digest(expected, candidate.encode("ascii"))
     if not ok:
         raise Unauthorized(f"{name} does not match the body")
 

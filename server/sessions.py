@@ -16,16 +16,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
-from huashu import fastjson
-from huashu.settings import Settings
+from core import fastjson
 
 # Events queued while a call was busy share the per-call cache with the answers ("e<seq>"), under
 # their own prefix: they expire with the call and need no key of their own.
 QUEUED = "q"
-
-
-class SessionsUnavailable(RuntimeError):
-    """The session store cannot be reached (Redis down); callers answer 503 and the gateway retries."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -248,13 +243,3 @@ class MemorySessions:
     async def close(self) -> None:
         self._records.clear()
         self._responses.clear()
-
-
-def open_sessions(settings: Settings) -> SessionStore:
-    """Redis when HUASHU_REDIS_URL is set, else in-process."""
-    if settings.redis_url:
-        from server.redis_sessions import RedisSessions
-
-        return RedisSessions(settings.redis_url, prefix=settings.redis_prefix,
-                             ttl_s=settings.session_ttl_s, lock_ttl_ms=settings.lock_ttl_ms)
-    return MemorySessions(settings.session_ttl_s)

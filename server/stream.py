@@ -24,8 +24,9 @@ from typing import Any
 
 from fastapi import FastAPI, WebSocket, WebSocketDisconnect
 
-from dialogue.types import CustomerEvent, EventKind, SessionState
-from server.app import ServerContext
+from core.conversation import CustomerEvent, EventKind, SessionState
+from server.context import ServerContext
+from server.recognizer import hints_for, recognizer
 from store.phones import mask_id
 
 log = logging.getLogger("huashu.server.stream")
@@ -55,8 +56,6 @@ class _Leg:
         self.session.set_barge_in(bool(plays) and all(a.get("barge_in", True) for a in plays))
         rec = await self.c.sessions.load(self.call_id)
         if rec is not None:
-            from server.routes_calls import hints_for
-
             self.session.set_hints(hints_for(self.c, SessionState.from_dict(rec.state)))
         return not body["ended"]
 
@@ -103,7 +102,6 @@ def register(app: FastAPI) -> None:
     async def stream(websocket: WebSocket, call_id: str) -> None:
         from asr.errors import AsrError
         from asr.streaming import StreamingSession
-        from server.routes_calls import hints_for, recognizer
 
         c: ServerContext = websocket.app.state.huashu
         encoding = websocket.query_params.get("encoding", "pcm16")

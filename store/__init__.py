@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from huashu.settings import Settings
+    from core.settings import Settings
     from store.sql import SqlStore
 
 __all__ = ["SqlStore", "open_store"]

@@ -17,9 +17,9 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
-from dialogue.types import ConversationResult, TurnRecord, Utterance
-from dialogue.vocab import GRADES, OUTCOME_SET, TAG_SET, grade_for
-from store.types import CustomerStore
+from core.conversation import ConversationResult, TurnRecord, Utterance
+from core.customers import CustomerStore
+from core.vocab import GRADES, OUTCOME_SET, TAG_SET, grade_for
 
 _lock = threading.Lock()
 _store: CustomerStore | None = None
@@ -43,7 +43,7 @@ def current_store() -> CustomerStore:
             if _provider is not None:
                 _store = _provider()
             else:
-                from huashu.settings import get_settings
+                from core.settings import get_settings
                 from store import open_store
 
                 _store = open_store(get_settings())

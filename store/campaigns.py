@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from core.yamlio import load_yaml_text
 from store.codec import as_aware
 from store.errors import StoreError
 from store.segment_sql import Target, evaluate
@@ -83,7 +84,7 @@ class Campaign:
 
 def load_campaign(path: Path, scripts_dir: Path, store: SqlStore) -> Campaign:
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = load_yaml_text(path.read_text(encoding="utf-8"))
         spec = CampaignFile.model_validate(data)
     except (OSError, yaml.YAMLError) as err:
         raise StoreError(f"{path}: {err}") from None

@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, tzinfo
 from typing import Any
 
-from dialogue.types import BotAction, ConversationResult, TurnRecord, Utterance
-from dialogue.vocab import GRADES, OUTCOME_SET
+from core.conversation import BotAction, ConversationResult, TurnRecord, Utterance
+from core.vocab import GRADES, OUTCOME_SET
 
 
 def as_aware(at: datetime, tz: tzinfo) -> datetime:

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
+from core.customers import CustomerRecord
 from store.importer import COLUMNS
-from store.types import CustomerRecord
 
 SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶程苏魏吕丁任沈"
 GIVEN_F = "秀芳丽敏静娟艳娜霞玲婷雪慧莉琳晶欣怡佳悦雯倩颖露瑶"

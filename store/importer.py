@@ -11,11 +11,11 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
+from core.customers import CustomerRecord
 from store.codec import as_aware
 from store.errors import ImportValidationError, StoreError
 from store.gate import zone
 from store.phones import PhoneError, normalize_phone
-from store.types import CustomerRecord
 
 REQUIRED = ("customer_id", "phone")
 OPTIONAL = ("name", "persona_group", "price_sensitivity", "channel", "deposit_paid", "deposit_product",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, tzinfo
 from typing import Any
 
-from store.types import Customer
+from core.customers import Customer
 
 
 def customer_from_row(row: Any, tags: frozenset[str], do_not_contact: bool) -> Customer:

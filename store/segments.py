@@ -14,6 +14,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from core.yamlio import load_yaml_text
 from store.errors import StoreError
 
 REPURCHASE = ("repeat", "once", "never")
@@ -150,7 +151,7 @@ def parse_where(data: Any, origin: str) -> Where:
 
 def load_segment(path: Path) -> Segment:
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = load_yaml_text(path.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as err:
         raise StoreError(f"{path}: {err}") from None
     if not isinstance(data, dict):

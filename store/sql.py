@@ -12,8 +12,9 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from dialogue.types import ConversationResult
-from huashu.settings import Settings
+from core.conversation import ConversationResult
+from core.customers import Customer, CustomerRecord
+from core.settings import Settings
 from store import bulk, writer
 from store import schema as t
 from store.codec import as_aware, result_to_payload, row_to_result
@@ -33,14 +34,13 @@ from store.group_commit import GroupCommit
 from store.outbox import OUTBOX_FILE_NAME, Outbox
 from store.phones import PhoneKeys, load_keys, mask_id
 from store.profiles import customer_from_row, profile_dict
-from store.types import Customer, CustomerRecord
 
 log = logging.getLogger("huashu.store")
 T = TypeVar("T")
 
 
 class SqlStore(DurableWrites):
-    """Implements store.types.CustomerStore plus import, profiles, analytics rows and the outbox."""
+    """Implements core.customers.CustomerStore plus import, profiles, analytics rows and the outbox."""
 
     def __init__(self, settings: Settings, engine: Engine, keys: PhoneKeys, outbox: Outbox) -> None:
         self.settings = settings

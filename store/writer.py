@@ -15,12 +15,12 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from core.customers import CustomerRecord
 from store import schema as t
 from store.codec import payload_to_row, tag_source
 from store.db import insert
 from store.pg_batch import follow_ups_pg, insert_conversations_pg
 from store.phones import PhoneKeys, protect
-from store.types import CustomerRecord
 
 OPT_OUT = "do_not_contact"
 

@@ -22,9 +22,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from core.conversation import ConversationResult
+from core.vocab import GRADES
 from dialogue.schema import Branch, Track
-from dialogue.types import ConversationResult
-from dialogue.vocab import GRADES
 
 CONVERTED_GRADES = frozenset({"A"})
 ALPHA = 0.05

@@ -1,4 +1,4 @@
-"""HTTP routes of the WeCom area, included by server.app: suggestions, the agent's pick, the
+"""HTTP routes of the WeCom area, mounted by huashu.app: suggestions, the agent's pick, the
 sidebar page, WeCom's callback and the campaign report page.
 
 The Runtime comes from `request.app.state.runtime` (or the server's `app.state.huashu.runtime`).
@@ -9,6 +9,7 @@ guards /v1/reports), so the router is safe when mounted in another app too.
 from __future__ import annotations
 
 import hmac
+import re
 import threading
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -17,14 +18,16 @@ from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Body, Depends, HTTPException, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, PlainTextResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
-from dialogue.runtime import Runtime
+from dialogue.assembly import Runtime
 from wecom.callback import CallbackRejected
 from wecom.service import UnknownReply, WecomService
 from wecom.suggest import HistoryItem
 
 STATIC = Path(__file__).parent / "static"
+# control characters, line separators and lone surrogates: no id or message may carry them
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
 STATIC_FILES = {"sidebar.js": "text/javascript", "sidebar.css": "text/css"}
 _lock = threading.Lock()
 
@@ -72,20 +75,42 @@ def _bearer_ok(authorization: str | None, keys: list[str]) -> bool:
 
 
 def require_agent_key(request: Request) -> None:
-    """`Authorization: Bearer <key>` against HUASHU_AGENT_KEYS (open when none are set)."""
+    """`Authorization: Bearer <key>` against HUASHU_AGENT_KEYS (closed when none are set, unless
+    the server runs with insecure_dev)."""
     runtime = runtime_of(request)
     keys = runtime.settings.agent_key_list
-    if keys and not _bearer_ok(request.headers.get("authorization"), keys):
+    if not keys:
+        if runtime.settings.insecure_dev:
+            return
+        raise HTTPException(403, "HUASHU_AGENT_KEYS is not set, so agent routes are closed "
+                                 "(set it, or run with --insecure-dev for a local demo)")
+    if not _bearer_ok(request.headers.get("authorization"), keys):
         raise HTTPException(401, "missing or wrong agent key (Authorization: Bearer <key>)",
                             headers={"WWW-Authenticate": "Bearer"})
 
 
 AgentKey = Depends(require_agent_key)
+_ERRORS = {400: "Malformed request", 401: "Bad signature or key", 404: "Not found", 422: "Wrong parameter",
+           503: "Not configured, not ready, or the store is unavailable; retry"}
+
+
+def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI error responses; the server fills in its one error body (server.openapi)."""
+    return {s: {"description": _ERRORS[s]} for s in statuses}
 
 
 # -- suggestions -------------------------------------------------------------------------------
 class _In(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _printable(cls, value: Any, info: ValidationInfo) -> Any:
+        """No control characters or lone surrogates (JSON allows "\ud800"); ids not even line breaks."""
+        if isinstance(value, str) and (_CONTROL.search(value) or (
+                str(info.field_name).endswith("_id") and any(c in value for c in "\t\n\r"))):
+            raise ValueError("control characters and lone surrogates are not allowed")
+        return value
 
 
 class HistoryIn(_In):
@@ -109,7 +134,7 @@ class FeedbackIn(_In):
     text: str | None = Field(default=None, max_length=4000)  # what was actually sent, if edited
 
 
-@router.post("/v1/wecom/suggest", tags=["wecom"], dependencies=[AgentKey],
+@router.post("/v1/wecom/suggest", tags=["wecom"], dependencies=[AgentKey], responses=_errors(503),
              summary="Top replies for a customer's latest message")
 def suggest(body: Annotated[SuggestIn, Body()], request: Request) -> JSONResponse:
     svc = service_of(request)
@@ -118,7 +143,7 @@ def suggest(body: Annotated[SuggestIn, Body()], request: Request) -> JSONRespons
     return JSONResponse(result.to_json())
 
 
-@router.post("/v1/wecom/feedback", tags=["wecom"], dependencies=[AgentKey],
+@router.post("/v1/wecom/feedback", tags=["wecom"], dependencies=[AgentKey], responses=_errors(404, 503),
              summary="The agent sent a suggestion: write its tags/outcome back (exactly once per event_id)")
 def feedback(body: Annotated[FeedbackIn, Body()], request: Request) -> JSONResponse:
     svc = service_of(request)
@@ -129,11 +154,11 @@ def feedback(body: Annotated[FeedbackIn, Body()], request: Request) -> JSONRespo
     return JSONResponse(written.to_json())
 
 
-@router.get("/v1/wecom/customers/{customer_id}", tags=["wecom"], dependencies=[AgentKey],
+@router.get("/v1/wecom/customers/{customer_id}", tags=["wecom"], dependencies=[AgentKey], responses=_errors(503),
             summary="Sidebar context: profile, tags, last call, lifecycle stage, latest chat messages")
 def customer_context(customer_id: str, request: Request) -> JSONResponse:
-    if not customer_id or len(customer_id) > 64:
-        raise HTTPException(422, "customer_id must be 1-64 characters")
+    if not customer_id or len(customer_id) > 64 or _CONTROL.search(customer_id):
+        raise HTTPException(422, "customer_id must be 1-64 characters, without control characters")
     svc = service_of(request)
     data: dict[str, Any] = svc.context(customer_id).to_json()
     data["messages"] = [m.to_json() for m in svc.inbox.messages(customer_id)]
@@ -164,7 +189,7 @@ def _verifier(request: Request) -> Any:
     return svc, svc.verifier
 
 
-@router.get("/v1/wecom/callback", tags=["wecom"], response_class=PlainTextResponse,
+@router.get("/v1/wecom/callback", tags=["wecom"], response_class=PlainTextResponse, responses=_errors(400, 401, 503),
             summary="WeCom URL verification: returns the decrypted echostr")
 def callback_verify(request: Request, msg_signature: str = "", timestamp: str = "", nonce: str = "",
                     echostr: str = "") -> PlainTextResponse:
@@ -177,6 +202,7 @@ def callback_verify(request: Request, msg_signature: str = "", timestamp: str = 
 
 
 @router.post("/v1/wecom/callback", tags=["wecom"], response_class=PlainTextResponse,
+             responses=_errors(400, 401, 503),
              summary="WeCom message callback (encrypted XML); duplicates are processed once")
 async def callback_message(request: Request, msg_signature: str = "", timestamp: str = "",
                            nonce: str = "") -> PlainTextResponse:
@@ -241,6 +267,7 @@ def report_html(runtime: Runtime, track: str, since: datetime | None) -> str:
 
 
 @router.get("/v1/reports/{track}", tags=["reports"], response_class=HTMLResponse, dependencies=[AgentKey],
+            responses=_errors(404, 422, 503),
             summary="Campaign report for a talk track (HTML with embedded plots)")
 def report(track: str, request: Request,
            since: Annotated[str | None, Query(description="ISO date/time or 7d / 24h")] = None) -> HTMLResponse:

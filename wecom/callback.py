@@ -113,10 +113,10 @@ class CallbackVerifier:
         self.seen: SeenStore = seen or SeenIds()
 
     def _fresh(self, timestamp: str, now: float | None) -> None:
-        try:
-            ts = int(timestamp)
-        except (TypeError, ValueError):
-            raise CallbackRejected(400, "timestamp must be unix seconds") from None
+        # ASCII digits, bounded: int() also takes "²", " 1_700 " and 5,000 digits (then raises)
+        if not isinstance(timestamp, str) or not (timestamp.isascii() and timestamp.isdigit()) or len(timestamp) > 12:
+            raise CallbackRejected(400, "timestamp must be unix seconds")
+        ts = int(timestamp)
         current = time.time() if now is None else now
         if abs(current - ts) > self.max_skew_s:
             raise CallbackRejected(401, f"stale timestamp (more than {self.max_skew_s}s from now)")

@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
+from core.customers import Customer
 from dialogue.render import speak_value
-from store.types import Customer
 from wecom.library import Library, LifecycleSpec
 
 # Slot names the talk tracks use for the time a customer promised to pay / asked to be called back.

@@ -15,10 +15,10 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from core.conversation import CustomerEvent, EventKind
+from core.yamlio import load_yaml_text
 from dialogue.engine import DialogueEngine
-from dialogue.loader import load_yaml_text
 from dialogue.simulate import TURN_SECONDS, parse_line
-from dialogue.types import CustomerEvent, EventKind
 
 LINES_FILE = Path("replies") / "demo" / "customer_lines.yml"
 

@@ -16,8 +16,8 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from dialogue.loader import Problem, ScriptError, YamlLoader, load_yaml_text
-from dialogue.vocab import INTENT_SET, OUTCOME_SET, TAG_SET
+from core.vocab import INTENT_SET, OUTCOME_SET, TAG_SET
+from core.yamlio import Problem, ScriptError, compose_yaml_text, load_yaml_text
 
 TIERS = ("low", "medium", "high")
 STAGES = ("new", "just_joined", "active", "promo", "silent")
@@ -156,7 +156,7 @@ def _key_lines(text: str, section: str) -> tuple[dict[str, int], dict[str, int]]
     """Line of each top-level key and of each entry under `section`."""
     top: dict[str, int] = {}
     entries: dict[str, int] = {}
-    root = yaml.compose(text, Loader=YamlLoader)
+    root = compose_yaml_text(text)
     if isinstance(root, yaml.MappingNode):
         for key, value in root.value:
             top[str(key.value)] = key.start_mark.line + 1

@@ -15,8 +15,8 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from matplotlib.figure import Figure
 
+from core.conversation import ConversationResult
 from dialogue.schema import Track
-from dialogue.types import ConversationResult
 from wecom.analytics import ALPHA, TrackReport, analyse
 
 TEMPLATES = Path(__file__).parent / "templates"

@@ -14,14 +14,14 @@ from datetime import datetime
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
+from core.conversation import BotAction, ConversationResult, TurnRecord, Utterance
+from core.customers import Customer, CustomerStore
+from core.parse import IntentClassifier, Parse
+from core.settings import Settings
+from core.vocab import grade_for
 from dialogue.loader import Bundle
 from dialogue.render import render_text
-from dialogue.types import BotAction, ConversationResult, TurnRecord, Utterance
-from dialogue.vocab import grade_for
-from huashu.settings import Settings
-from nlu.types import IntentClassifier, Parse
 from store.phones import mask_id
-from store.types import Customer, CustomerStore
 from wecom.callback import CallbackMessage, CallbackVerifier, SeenStore
 from wecom.context import ChatContext, build_context
 from wecom.crypto import WeComCrypto
@@ -144,7 +144,7 @@ class WecomService:
         self.inbox: InboxStore = Inbox()
         seen: SeenStore | None = None
         if settings.redis_url:  # N workers: one inbox and one set of processed callbacks for all
-            from server.redis_sessions import RedisOnce, RedisRecent
+            from core.shared_kv import RedisOnce, RedisRecent
 
             prefix = f"{settings.redis_prefix}wecom:"
             self.inbox = SharedInbox(RedisRecent(settings.redis_url, prefix=prefix, size=INBOX_SIZE,

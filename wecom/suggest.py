@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from core.parse import ClassifyContext, IntentClassifier, Parse
 from dialogue.render import render_text
-from nlu.types import ClassifyContext, IntentClassifier, Parse
 from wecom.context import ChatContext
 from wecom.library import ANY_INTENT, Library, Reply
 

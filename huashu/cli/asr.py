@@ -27,7 +27,7 @@ def transcribe(
     from rich.progress import Progress
 
     from asr import AsrError, AsrHints, AudioError, load_recognizer, transcribe_bytes
-    from huashu.settings import get_settings
+    from core.settings import get_settings
 
     err = Console(stderr=True)
     name = (backend or get_settings().asr_backend).lower()

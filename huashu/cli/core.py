@@ -14,9 +14,10 @@ from zoneinfo import ZoneInfo
 import typer
 from rich.console import Console
 
-from dialogue.loader import Bundle, ScriptError
-from dialogue.types import CustomerEvent, Reply, SessionState
-from huashu.settings import Settings
+from core.conversation import CustomerEvent, Reply, SessionState
+from core.settings import Settings
+from core.yamlio import ScriptError
+from dialogue.loader import Bundle
 
 err = Console(stderr=True)
 out = Console()
@@ -81,8 +82,8 @@ def validate(paths: Annotated[list[Path] | None, typer.Argument(help="scripts fo
 
 def _expired(root: Path, bundle: Bundle, when: datetime) -> list[str]:
     """Dates that have passed at `when`: track defaults, and campaign variables of call steps."""
+    from core.yamlio import load_yaml_text
     from dialogue.facts import expired_defaults, expired_values
-    from dialogue.loader import load_yaml_text
 
     today = when.date()
     lines = [str(p) for t in bundle.tracks.values() for p in expired_defaults(t, bundle.track_sources[t.id], today)]
@@ -103,7 +104,7 @@ def _expired(root: Path, bundle: Bundle, when: datetime) -> list[str]:
 
 def _validate_nlu(root: Path) -> None:
     try:
-        from nlu.data import validate_nlu_dir
+        from nlu.validate import validate_nlu_dir
     except ImportError:
         return
     if (root / "nlu").is_dir():
@@ -146,8 +147,8 @@ def simulate(
 ) -> None:
     """Simulate a call: one customer turn per stdin line (<silence>, <hangup>, <dtmf:N>)."""
     from dialogue.engine import CallRefused, UnknownVariable
-    from dialogue.runtime import build_runtime
     from dialogue.simulate import parse_line, run_call
+    from huashu.runtime import build_runtime
 
     settings = Settings()
     when = _now(settings, at)
@@ -162,7 +163,7 @@ def simulate(
 
     def events() -> Iterator[CustomerEvent]:
         if audio:
-            from dialogue.audio_turns import audio_events
+            from huashu.audio_turns import audio_events
 
             yield from audio_events(settings, audio, runtime.bundle.track(track))
             return
@@ -205,8 +206,8 @@ DEMO_LINES = ["喂，你好", "你是机器人吗？", "哦，那这个要钱吗
 
 def demo() -> None:
     """A demo call of wecom_add_gift printed as a transcript, then an interactive call."""
-    from dialogue.runtime import build_runtime
     from dialogue.simulate import parse_line, run_call
+    from huashu.runtime import build_runtime
 
     settings = Settings()
     runtime = build_runtime(settings)
@@ -247,7 +248,7 @@ def actions_serve(
     port: Annotated[int, typer.Option("--port")] = 5055,
 ) -> None:
     """Serve huashu's built-in actions over rasa-sdk's webhook protocol (POST /webhook)."""
-    from dialogue.actions_server import serve
+    from huashu.actions_server import serve
 
     serve(Settings(), host, port)
 

@@ -13,7 +13,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from huashu.settings import Settings
+from core.settings import Settings
 
 if TYPE_CHECKING:
     from nlu.classifier import HuashuClassifier
@@ -115,7 +115,7 @@ def classify(
     model: ModelOpt = None,
 ) -> None:
     """Classify utterances: intent, confidence, deciding layer, entities."""
-    from dialogue.vocab import INTENT_SET
+    from core.vocab import INTENT_SET
     from nlu.classifier import CONFIDENCE_THRESHOLD, classify_texts
 
     settings = Settings()

@@ -14,7 +14,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from huashu.settings import Settings
+from core.settings import Settings
 
 err = Console(stderr=True)
 out = Console()
@@ -22,7 +22,7 @@ out = Console()
 
 def app_from_env():
     """uvicorn factory for `--workers N` (each worker builds its app from the environment)."""
-    from server.app import create_app
+    from huashu.app import create_app
 
     return create_app(Settings())
 
@@ -32,13 +32,19 @@ def serve(
     port: Annotated[int, typer.Option("--port", help="TCP port")] = 8000,
     workers: Annotated[int, typer.Option("--workers", min=1, max=64, help="worker processes (needs Redis when > 1)")] = 1,
     log_level: Annotated[str, typer.Option("--log-level")] = "info",
+    insecure_dev: Annotated[bool, typer.Option(
+        "--insecure-dev", help="start without HUASHU_GATEWAY_SECRET / HUASHU_AGENT_KEYS: their routes are open "
+                               "to anyone (local demo only; also HUASHU_INSECURE_DEV=1)")] = False,
 ) -> None:
     """The gateway HTTP server (CONTRACT.md "HTTP"): tracks and models load once per worker."""
     import uvicorn
 
     from server.logs import log_config
 
+    if insecure_dev:  # the workers build their settings from the environment
+        os.environ["HUASHU_INSECURE_DEV"] = "1"
     settings = Settings()
+    _check_credentials(settings)
     if workers > 1 and not settings.redis_url:
         err.print("[red]--workers > 1 needs HUASHU_REDIS_URL: calls must be visible to every worker "
                   "(in-process sessions live in one process).[/]")
@@ -47,13 +53,30 @@ def serve(
         _check_redis(settings)
     config = log_config(log_level)
     if workers == 1:
-        from server.app import create_app
+        from huashu.app import create_app
 
         uvicorn.run(create_app(settings), host=host, port=port, log_config=config, access_log=True)
         return
     _prepare_workers(settings)
     uvicorn.run("huashu.cli.serve:app_from_env", factory=True, host=host, port=port, workers=workers,
                 log_config=config, access_log=True)
+
+
+def _check_credentials(settings: Settings) -> None:
+    """Secure by default: refuse to start with a credential unset, unless told it is a demo."""
+    missing = settings.missing_credentials
+    if not missing:
+        return
+    if not settings.insecure_dev:
+        err.print(f"[red]huashu serve: {' and '.join(missing)} not set. Without them the gateway and agent "
+                  "routes (call control, customer profiles, WeCom) would be open to anyone, so the server "
+                  "does not start.[/]\n"
+                  "Set HUASHU_GATEWAY_SECRET (signs the gateway's requests) and HUASHU_AGENT_KEYS (the agents' "
+                  "bearer keys), or, for a local demo only, pass --insecure-dev (or HUASHU_INSECURE_DEV=1).")
+        raise typer.Exit(2)
+    from server.app import insecure_warning
+
+    err.print(f"[bold red]WARNING: {insecure_warning(settings)}[/]")
 
 
 def _check_redis(settings: Settings) -> None:

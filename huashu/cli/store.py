@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from huashu.settings import Settings
+from core.settings import Settings
 
 if TYPE_CHECKING:
     from store.campaigns import CallVars, Step, StepPlan

@@ -10,8 +10,9 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
-from dialogue.loader import Bundle, ScriptError
-from huashu.settings import Settings
+from core.settings import Settings
+from core.yamlio import ScriptError
+from dialogue.loader import Bundle
 
 err = Console(stderr=True)
 out = Console()

@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from huashu.settings import Settings
+from core.settings import Settings
 
 if TYPE_CHECKING:
     from dialogue.engine import DialogueEngine
@@ -29,8 +29,9 @@ def report(
     seed: Annotated[int, typer.Option("--seed", help="seed of the simulated calls")] = 7,
 ) -> None:
     """Per-node funnel, barge-in, outcomes, grades, intents, fallback and A/B variants of a track."""
-    from dialogue.loader import ScriptError
-    from dialogue.runtime import build_runtime, load_scripts
+    from core.yamlio import ScriptError
+    from dialogue.assembly import load_scripts
+    from huashu.runtime import build_runtime
     from store import open_store
     from store.errors import StoreError
     from wecom.api import parse_since

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from asr import Recognizer, load_recognizer
-from huashu.settings import Settings
+from core.settings import Settings
 from tests.conftest import ROOT
 
 AUDIO = ROOT / "tests" / "data" / "audio"

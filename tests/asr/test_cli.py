@@ -10,8 +10,8 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
+from core.settings import get_settings
 from huashu.cli import asr as cli_asr
-from huashu.settings import get_settings
 from tests.asr.conftest import AUDIO, vosk_ko_model
 
 

@@ -9,7 +9,7 @@ import pytest
 from asr import AsrError, ModelError, load_recognizer
 from asr.models import BASE_MODEL_SHA256, BASE_MODEL_SIZE, default_whisper_model, vosk_model_dir, whisper_model_dir
 from asr.text_backend import TextRecognizer
-from huashu.settings import Settings
+from core.settings import Settings
 
 
 def test_bundled_whisper_model_is_joined_once_and_verified(asr_cache: Path) -> None:

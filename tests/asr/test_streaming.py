@@ -11,7 +11,7 @@ from asr import AsrError, AsrHints, Recognizer, load_recognizer
 from asr.audio import decode, mulaw_encode
 from asr.metrics import cer_counts
 from asr.streaming import AsrEvent, StreamingSession
-from huashu.settings import Settings
+from core.settings import Settings
 from tests.asr.conftest import AUDIO, noise_files
 
 FRAME = 160  # 20 ms at 8 kHz, as FreeSWITCH / jambonz send it

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from nlu.types import ClassifyContext, Parse
+from core.parse import ClassifyContext, Parse
 
 KEYWORDS = [
     ("opt_out", ("别再", "不要再打")), ("ask_robot", ("机器人", "真人")), ("wrong_person", ("打错",)),

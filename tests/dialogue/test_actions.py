@@ -16,10 +16,10 @@ import httpx
 import pytest
 import yaml
 
+from core.conversation import CustomerEvent, EventKind, SessionState
 from dialogue.actions import BUILTIN_ACTION_MODULES, ActionRunner, build_executor, tracker_payload
 from dialogue.engine import DialogueEngine
 from dialogue.loader import load_bundle
-from dialogue.types import CustomerEvent, EventKind, SessionState
 from tests.conftest import ROOT, SCRIPTS
 from tests.dialogue.keywords import KeywordClassifier
 

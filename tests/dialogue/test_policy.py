@@ -7,11 +7,11 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from core.conversation import CustomerEvent, EventKind, SessionState, Turn
+from core.parse import Entity, Parse
 from dialogue import policy
 from dialogue.engine import DialogueEngine
 from dialogue.loader import load_bundle
-from dialogue.types import CustomerEvent, EventKind, SessionState, Turn
-from nlu.types import Entity, Parse
 from tests.conftest import SCRIPTS
 from tests.dialogue.keywords import KeywordClassifier
 

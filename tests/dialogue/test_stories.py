@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from core.parse import IntentClassifier
 from dialogue.engine import DialogueEngine
 from dialogue.loader import load_bundle
 from dialogue.stories import Story, StoryFileError, collect, load_story_file, run_story
-from nlu.types import IntentClassifier
 from tests.conftest import ROOT, SCRIPTS
 from tests.dialogue.keywords import KeywordClassifier
 

@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 import yaml
 
-from dialogue.loader import ScriptError, load_bundle
+from core.yamlio import ScriptError
+from dialogue.loader import load_bundle
 from tests.conftest import SCRIPTS
 
 ACTIONS = frozenset({"action_mark_do_not_contact"})
@@ -92,7 +93,7 @@ def test_schema_error_points_at_node(scripts: Path) -> None:
 
 
 def test_yaml_on_key_is_not_a_boolean(tmp_path: Path) -> None:
-    from dialogue.loader import load_yaml_text
+    from core.yamlio import load_yaml_text
 
     assert load_yaml_text("on: {yes: no}") == {"on": {"yes": "no"}}
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from huashu.settings import Settings
+from core.settings import Settings
 from nlu.classifier import HuashuClassifier, classifier_from_dir, ensure_model
 from nlu.config import BertSpec, TrainConfig
 from nlu.data import data_hash
@@ -17,6 +17,8 @@ REPO = Path(__file__).resolve().parents[2]
 SCRIPTS_NLU = REPO / "scripts_zh" / "nlu"
 HELD_OUT = REPO / "tests" / "data" / "nlu_test.yml"
 HELD_OUT_NOISY = REPO / "tests" / "data" / "nlu_test_noisy.yml"
+HELD_OUT2 = REPO / "tests" / "data" / "nlu_heldout2_clean.yml"
+HELD_OUT2_NOISY = REPO / "tests" / "data" / "nlu_heldout2_noisy.yml"
 FIXTURE = Path(__file__).parent / "data"
 
 TINY = TrainConfig(n_aug=2, threads=1, val_fraction=0.2,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-from huashu.settings import Settings
+from core.settings import Settings
 from nlu.augment import AsrNoise, NoiseTable, dump_rasa, noisy_copy
 from nlu.data import load_dir, load_file
 

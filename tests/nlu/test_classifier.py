@@ -12,12 +12,12 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pytest
 
-from huashu.settings import Settings
+from core.parse import ClassifyContext, IntentClassifier
+from core.settings import Settings
 from nlu import CONFIDENCE_THRESHOLD, NluModelError, load_classifier
 from nlu.classifier import HuashuClassifier, classifier_from_dir, ensure_model, model_status
 from nlu.data import data_hash
 from nlu.train import train_model
-from nlu.types import ClassifyContext, IntentClassifier
 
 from .conftest import TINY, make_scripts
 

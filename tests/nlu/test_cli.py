@@ -9,8 +9,8 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
+from core.settings import Settings
 from huashu.cli.nlu import register
-from huashu.settings import Settings
 
 from .conftest import FIXTURE, HELD_OUT
 

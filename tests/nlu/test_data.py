@@ -7,12 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from dialogue.loader import ScriptError
-from dialogue.vocab import INTENTS
-from nlu.data import NluDataError, data_hash, load_dir, load_file, parse_annotated, validate_nlu_dir, validate_paths
+from core.vocab import INTENTS
+from core.yamlio import ScriptError
+from nlu.data import NluDataError, data_hash, load_dir, load_file, parse_annotated, validate_paths
 from nlu.text import normalize
+from nlu.validate import validate_nlu_dir
 
-from .conftest import HELD_OUT, SCRIPTS_NLU
+from .conftest import HELD_OUT, HELD_OUT2, HELD_OUT2_NOISY, SCRIPTS_NLU
 
 
 def test_shipped_data_is_valid_and_covers_every_intent_with_80_examples() -> None:
@@ -31,6 +32,26 @@ def test_held_out_file_has_15_per_intent_and_shares_no_text_with_training() -> N
     leaked = [e.text for e in held.examples if normalize(e.text) in trained]
     assert leaked == []
     assert sum(1 for e in held.examples if e.expected_intents) >= 30  # context-tagged subset
+
+
+def test_held_out_set_2_has_30_per_intent_and_shares_no_text_with_training_or_set_1() -> None:
+    held = load_file(HELD_OUT2).examples
+    counts = Counter(e.intent for e in held if not e.expected_intents)
+    assert set(counts) == set(INTENTS)
+    assert min(counts.values()) >= 30
+    seen = {normalize(e.text) for e in load_dir(SCRIPTS_NLU).examples}
+    seen |= {normalize(e.text) for e in load_file(HELD_OUT).examples}
+    assert [e.text for e in held if normalize(e.text) in seen] == []
+    assert len({normalize(e.text) for e in held}) == len(held)
+
+
+def test_held_out_set_2_noisy_copy_is_the_generator_output_and_differs_everywhere() -> None:
+    from tools.heldout2_noise import build
+
+    assert HELD_OUT2_NOISY.read_text(encoding="utf-8") == build()
+    clean, noisy = load_file(HELD_OUT2).examples, load_file(HELD_OUT2_NOISY).examples
+    assert [(e.intent, e.expected_intents) for e in clean] == [(e.intent, e.expected_intents) for e in noisy]
+    assert all(normalize(a.text) != normalize(b.text) for a, b in zip(clean, noisy, strict=True))
 
 
 def test_annotations_are_stripped_and_spans_point_at_the_text() -> None:

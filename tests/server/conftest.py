@@ -22,13 +22,15 @@ from zoneinfo import ZoneInfo
 import pytest
 from fastapi.testclient import TestClient
 
-from dialogue.runtime import Runtime, build_runtime
-from huashu.settings import Settings
-from nlu.types import ClassifyContext, Parse
-from server.app import ServerContext, create_app
+from core.parse import ClassifyContext, Parse
+from core.settings import Settings
+from core.shared_kv import SessionsUnavailable
+from dialogue.assembly import Runtime
+from huashu.app import create_app
+from huashu.runtime import build_runtime
+from server.context import ServerContext
 from server.redis_sessions import RedisSessions
 from server.security import sign
-from server.sessions import SessionsUnavailable
 from tests.conftest import skip_or_fail
 from tests.dialogue.keywords import KeywordClassifier
 

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 import pytest
 
-from nlu.types import ClassifyContext, Parse
+from core.parse import ClassifyContext, Parse
 from server.batching import BatchingClassifier, batching
 from tests.dialogue.keywords import KeywordClassifier
 

@@ -6,8 +6,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from dialogue.types import CustomerEvent, EventKind
-from huashu.settings import Settings
+from core.conversation import CustomerEvent, EventKind
+from core.settings import Settings
 from server.calls import event_to_json
 from tests.server.conftest import NOW, TRACK, SlowClassifier, client_for, context, record
 
@@ -104,7 +104,7 @@ def test_fast_events_need_no_nlu(make_settings: Callable[..., Settings]) -> None
 def test_a_turn_that_starts_after_its_budget_is_still_owed(make_settings: Callable[..., Settings]) -> None:
     """E.g. a cold ASR model ate the whole budget before the turn began: the event must not be lost."""
 
-    from dialogue.types import CustomerEvent, EventKind
+    from core.conversation import CustomerEvent, EventKind
 
     with client_for(make_settings(callback_budget_ms=200)) as client:
         client.post("/v1/calls", json=START)

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from huashu.settings import Settings
+from core.settings import Settings
 from server.fastpath import FastCalls
 from tests.server.conftest import TRACK, client_for, context
 

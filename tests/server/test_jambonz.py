@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from huashu.settings import Settings
+from core.settings import Settings
 from server.jambonz import to_verbs
 from server.security import sign
 from tests.conftest import skip_or_fail

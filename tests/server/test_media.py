@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from huashu.settings import Settings
+from core.settings import Settings
 from tests.conftest import ROOT
 from tests.server.conftest import TRACK, client_for, context, record
 

@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 import pytest
 
-from huashu.settings import Settings
+from core.settings import Settings
 from server.security import sign
 from tests.conftest import ROOT, skip_or_fail
 from tests.server.conftest import TRACK, clear_prefix, client_for, record
@@ -273,7 +273,7 @@ def test_the_app_builds_its_runtime_with_the_real_nlu(nlu_model_dir: Path, tmp_p
     """create_app(settings) alone: the lifespan loads tracks, the trained classifier and the store."""
     from fastapi.testclient import TestClient
 
-    from server.app import create_app
+    from huashu.app import create_app
     from tests.server.conftest import NOW
 
     settings = Settings(data_dir=tmp_path / "data", cache_dir=tmp_path / "cache", nlu_model_dir=str(nlu_model_dir))

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from huashu.settings import Settings
+from core.settings import Settings
 from tests.server.conftest import NOW, TRACK, SlowClassifier, client_for, context, record
 
 START = {"call_id": "c-1", "customer_id": "cust-1", "track": TRACK}
@@ -168,7 +168,7 @@ def test_refusals_are_409_with_the_reason_and_counted(make_settings: Callable[..
         r = _event(client, "c-1", 1, text="别再给我打电话了")
         assert r.json()["ended"] is True
         again = client.post("/v1/calls", json={**START, "call_id": "c-2"})
-        assert again.status_code == 409 and again.json() == {"refused": "do_not_contact"}
+        assert again.status_code == 409 and again.json() == {"refused": "do_not_contact", "code": "refused"}
         assert record(client, "c-2") is None
         metrics = client.get("/metrics").text
         assert 'huashu_call_refusals_total{reason="do_not_contact"} 1.0' in metrics
@@ -176,7 +176,7 @@ def test_refusals_are_409_with_the_reason_and_counted(make_settings: Callable[..
     late = NOW.replace(hour=22)
     with client_for(settings, clock=lambda: late) as client:
         r = client.post("/v1/calls", json={**START, "call_id": "c-3", "customer_id": "cust-9"})
-        assert r.status_code == 409 and r.json() == {"refused": "outside_calling_window"}
+        assert r.status_code == 409 and r.json() == {"refused": "outside_calling_window", "code": "refused"}
 
 
 def test_ops_endpoints(make_settings: Callable[..., Settings]) -> None:
@@ -210,7 +210,7 @@ def test_a_start_retried_after_a_session_store_failure_is_not_capped_by_itself(
         make_settings: Callable[..., Settings]) -> None:
     """The gate recorded the attempt, then the session commit failed (Redis blip) → 503; the
     gateway's retry of the same call must go through, even with one call a day allowed."""
-    from server.sessions import SessionsUnavailable
+    from core.shared_kv import SessionsUnavailable
 
     settings = make_settings(max_calls_per_day=1)
     with client_for(settings) as client:
@@ -229,4 +229,4 @@ def test_a_start_retried_after_a_session_store_failure_is_not_capped_by_itself(
         assert first.status_code == 503
         retry = client.post("/v1/calls", json=START)
         assert retry.status_code == 200, retry.text
-        assert client.post("/v1/calls", json={**START, "call_id": "c-2"}).json() == {"refused": "frequency_cap"}
+        assert client.post("/v1/calls", json={**START, "call_id": "c-2"}).json() == {"refused": "frequency_cap", "code": "refused"}

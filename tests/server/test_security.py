@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 import pytest
 
-from huashu.settings import Settings
+from core.settings import Settings
 from server import security
 from server.errors import Unauthorized
 from server.logs import MaskPhones

@@ -17,9 +17,9 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule, run_state_machine_as_test
 
+from core.conversation import CustomerEvent, EventKind, SessionState
+from core.settings import Settings
 from dialogue.engine import DialogueEngine
-from dialogue.types import CustomerEvent, EventKind, SessionState
-from huashu.settings import Settings
 from server.calls import HANGUP_BODY, STALE_BODY
 from server.errors import json_bytes
 from tests.server.conftest import NOW, TRACK, client_for, context, record

@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from huashu.settings import Settings
+from core.settings import Settings
 from tests.conftest import skip_or_fail
 from tests.store.proxy import TcpProxy
 

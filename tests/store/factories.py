@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from dialogue.types import BotAction, ConversationResult, TurnRecord, Utterance
-from dialogue.vocab import grade_for
-from store.types import CustomerRecord
+from core.conversation import BotAction, ConversationResult, TurnRecord, Utterance
+from core.customers import CustomerRecord
+from core.vocab import grade_for
 
 from .conftest import NOW
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
-from dialogue.types import ConversationResult
+from core.conversation import ConversationResult
+from core.customers import CustomerRecord
 from store.segments import RFM_CLASSES, Rfm, Segment, Where
-from store.types import CustomerRecord
 
 
 @dataclass

@@ -103,8 +103,8 @@ def test_mark_do_not_contact_is_durable_and_blocks_calls(configured: SqlStore) -
 
 def test_the_engine_tracker_payload(configured: SqlStore) -> None:
     """Our engine sends sender_id = call id and slots customer_id / call_id / track / tags / outcome."""
+    from core.conversation import SessionState
     from dialogue.actions import tracker_payload
-    from dialogue.types import SessionState
 
     state = SessionState(call_id="call-77", track_id="presale_deposit", customer_id="c1", node="close",
                          started_at=NOW.isoformat(), tags=("high_intent", "asked_robot"), outcome="high_intent",
@@ -130,7 +130,7 @@ def test_a_bad_outcome_slot_is_refused(configured: SqlStore) -> None:
 
 def test_unconfigured_actions_open_the_store_of_the_settings(
         store_settings: Any, monkeypatch: pytest.MonkeyPatch, store: SqlStore) -> None:
-    from huashu.settings import get_settings
+    from core.settings import get_settings
 
     monkeypatch.setenv("HUASHU_DATA_DIR", str(store_settings.data_dir))
     monkeypatch.setenv("HUASHU_DATABASE_URL", store_settings.effective_database_url)

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from huashu.settings import Settings
+from core.settings import Settings
 from store import open_store
 from store import schema as t
 from store.db import head_revision

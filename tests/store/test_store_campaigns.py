@@ -15,8 +15,8 @@ from typing import Any, ClassVar
 
 import pytest
 
+from core.settings import Settings
 from dialogue.history import generate_history
-from huashu.settings import Settings
 from store.campaigns import Campaign, load_campaign, plan, task_id
 from store.demo import generate_customers
 from store.errors import StoreError

@@ -6,7 +6,7 @@ import multiprocessing as mp
 from pathlib import Path
 from typing import Any
 
-from huashu.settings import Settings
+from core.settings import Settings
 
 
 def _open(data_dir: str, barrier: Any, out: Any) -> None:

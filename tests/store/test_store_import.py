@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from huashu.settings import Settings
+from core.settings import Settings
 from store import schema as t
 from store.demo import generate_customers
 from store.errors import ImportValidationError

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from dialogue.types import ConversationResult
+from core.conversation import ConversationResult
 from store import open_store
 from store import schema as t
 from store.errors import StoreUnavailableError

@@ -13,8 +13,8 @@ import sqlalchemy as sa
 import typer
 from typer.testing import CliRunner
 
+from core.settings import Settings
 from dialogue.history import generate_history
-from huashu.settings import Settings
 from store import schema as t
 from store.demo import generate_customers
 from store.errors import StoreError

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from huashu.settings import Settings
+from core.settings import Settings
 from store.sql import SqlStore
 from tests.conftest import ROOT
 

@@ -15,14 +15,15 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from core.conversation import ConversationResult, TurnRecord
+from core.customers import CustomerRecord
+from core.parse import IntentClassifier
+from core.settings import Settings
+from core.vocab import grade_for
+from dialogue.assembly import Runtime
 from dialogue.loader import Bundle, load_bundle
-from dialogue.runtime import Runtime, build_runtime
-from dialogue.types import ConversationResult, TurnRecord
-from dialogue.vocab import grade_for
-from huashu.settings import Settings
-from nlu.types import IntentClassifier
+from huashu.runtime import build_runtime
 from store.sql import SqlStore
-from store.types import CustomerRecord
 from tests.conftest import SCRIPTS
 from tests.dialogue.keywords import KeywordClassifier
 from wecom.library import Library

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from dialogue.runtime import Runtime
-from server.app import create_app
+from dialogue.assembly import Runtime
+from huashu.app import create_app
 from tests.wecom.conftest import AES_KEY, AGENT_KEY, CORP_ID, TOKEN
 from wecom.crypto import WeComCrypto
 
@@ -179,7 +179,7 @@ def test_report_route(client: TestClient) -> None:
 
 
 def test_scripts_reload_rebuilds_the_library_and_keeps_the_inbox(client: TestClient, kw_runtime: Runtime) -> None:
-    from dialogue.runtime import load_scripts
+    from dialogue.assembly import load_scripts
 
     assert signed_post(client, text_message("c_high", "你好", "7100")).status_code == 200
     before = client.app.state.wecom_service  # type: ignore[attr-defined]

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from dialogue.loader import ScriptError
-from dialogue.vocab import INTENTS
+from core.vocab import INTENTS
+from core.yamlio import ScriptError
 from tests.conftest import SCRIPTS
 from wecom.library import Library, load_library
 

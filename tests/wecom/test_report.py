@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 
+from core.conversation import ConversationResult, TurnRecord, Utterance
+from core.settings import Settings
+from dialogue.assembly import Runtime
 from dialogue.loader import Bundle
-from dialogue.runtime import Runtime
-from dialogue.types import ConversationResult, TurnRecord, Utterance
-from huashu.settings import Settings
 from store.sql import SqlStore
 from tests.conftest import ROOT
 from tests.wecom.conftest import TZ

@@ -10,11 +10,10 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from dialogue.runtime import build_runtime
-from huashu.settings import Settings
-from server.app import create_app
-from server.redis_sessions import RedisOnce, RedisRecent
-from server.sessions import SessionsUnavailable
+from core.settings import Settings
+from core.shared_kv import RedisOnce, RedisRecent, SessionsUnavailable
+from huashu.app import create_app
+from huashu.runtime import build_runtime
 from store.sql import SqlStore
 from tests.dialogue.keywords import KeywordClassifier
 from tests.server.conftest import redis_prefix, redis_url  # noqa: F401  (fixtures)

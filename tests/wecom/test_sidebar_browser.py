@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from dialogue.runtime import Runtime
-from server.app import create_app
+from dialogue.assembly import Runtime
+from huashu.app import create_app
 from tests.conftest import ROOT
 from tests.wecom.conftest import AGENT_KEY
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 import itertools
 from datetime import date, datetime, timedelta
 
-from dialogue.runtime import Runtime
-from nlu.types import IntentClassifier
-from store.types import Customer
+from core.customers import Customer
+from core.parse import IntentClassifier
+from dialogue.assembly import Runtime
 from tests.dialogue.keywords import KeywordClassifier
 from tests.wecom.conftest import NOW, TZ
 from wecom.context import build_context, lifecycle_stage, promo_period

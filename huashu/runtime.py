@@ -2,32 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
-
+from core.customers import CustomerStore
+from core.parse import IntentClassifier
+from core.settings import Settings
 from dialogue.actions import ActionRunner
+from dialogue.assembly import Runtime, load_scripts
 from dialogue.engine import DialogueEngine, EngineConfig
-from dialogue.loader import Bundle, load_bundle
-from huashu.settings import Settings
-from nlu.types import IntentClassifier
-
-if TYPE_CHECKING:
-    from store.types import CustomerStore
-
-
-@dataclass
-class Runtime:
-    settings: Settings
-    bundle: Bundle
-    engine: DialogueEngine
-    store: CustomerStore | None
-    actions: ActionRunner
-
-
-def load_scripts(settings: Settings, actions: ActionRunner | None = None) -> Bundle:
-    """Every track and persona, validated against the registered action names."""
-    runner = actions or ActionRunner()
-    return load_bundle(settings.effective_scripts_dir, runner.names)
 
 
 def open_default_store(settings: Settings) -> CustomerStore:

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+from core.conversation import CustomerEvent, EventKind
+from core.settings import Settings
 from dialogue.schema import Track
-from dialogue.types import CustomerEvent, EventKind
-from huashu.settings import Settings
 
 AUDIO_SUFFIXES = {".wav", ".mp3", ".ogg", ".ulaw", ".pcm"}
 

@@ -17,11 +17,19 @@ INTENT_SET = frozenset(INTENTS)
 OUTCOMES: tuple[str, ...] = (
     "high_intent", "wechat_added", "deposit_paid", "balance_paid", "promised_to_pay",
     "payment_issue", "not_interested", "do_not_contact", "call_back_later", "wrong_number",
-    "complaint", "no_response", "hung_up_early", "transferred", "completed",
+    "complaint", "no_response", "hung_up_early", "transferred", "completed", "unreachable",
 )
 OUTCOME_SET = frozenset(OUTCOMES)
 
-EXTRA_TAGS: tuple[str, ...] = ("price_sensitive", "asked_robot", "asked_product", "sms_resent", "interrupted")
+# Why a call never reached the customer; exactly one goes with the `unreachable` outcome.
+UNREACHABLE_REASONS: tuple[str, ...] = (
+    "powered_off", "invalid_number", "suspended", "busy", "no_answer", "voicemail", "call_screening",
+)
+UNREACHABLE_REASON_SET = frozenset(UNREACHABLE_REASONS)
+
+EXTRA_TAGS: tuple[str, ...] = (
+    "price_sensitive", "asked_robot", "asked_product", "sms_resent", "interrupted", *UNREACHABLE_REASONS,
+)
 TAG_SET = frozenset(OUTCOMES) | frozenset(EXTRA_TAGS)
 
 GRADES: tuple[str, ...] = ("A", "B", "C", "D", "E", "F")
@@ -32,7 +40,7 @@ OUTCOME_GRADE: dict[str, str] = {
     "high_intent": "A", "wechat_added": "A", "deposit_paid": "A", "balance_paid": "A",
     "promised_to_pay": "A", "payment_issue": "B", "not_interested": "D", "do_not_contact": "F",
     "call_back_later": "C", "wrong_number": "E", "complaint": "F", "no_response": "E",
-    "hung_up_early": "E", "transferred": "C", "completed": "C",
+    "hung_up_early": "E", "transferred": "C", "completed": "C", "unreachable": "E",
 }
 
 # Tags that show interest without commitment lift a neutral outcome to B.

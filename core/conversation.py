@@ -11,7 +11,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from nlu.types import Parse
+from core.parse import Parse
 
 
 class EventKind(StrEnum):

@@ -57,6 +57,7 @@ class Settings(BaseSettings):
     jambonz_secret: str = ""  # server: jambonz webhook secret (Jambonz-Signature); empty: unchecked
     filler_clip: str = "filler"  # server: persona clip played when a turn misses the budget
     otel: bool = False  # server: FastAPI's OpenTelemetry spans/metrics (needs a configured provider)
+    insecure_dev: bool = False  # server: open the areas whose secret/keys are unset (local demo only)
 
     @field_validator("calling_window")
     @classmethod
@@ -98,6 +99,12 @@ class Settings(BaseSettings):
     @property
     def agent_key_list(self) -> list[str]:
         return [s.strip() for s in self.agent_keys.split(",") if s.strip()]
+
+    @property
+    def missing_credentials(self) -> list[str]:
+        """The server's credential settings that are unset (empty: secure as configured)."""
+        missing = [] if self.gateway_secrets else ["HUASHU_GATEWAY_SECRET"]
+        return missing + ([] if self.agent_key_list else ["HUASHU_AGENT_KEYS"])
 
 
 @lru_cache(maxsize=1)

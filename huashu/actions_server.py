@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from rasa_sdk.endpoint import create_app
 
+from core.settings import Settings
 from dialogue.actions import build_executor
-from huashu.settings import Settings
 
 
 def serve(settings: Settings, host: str, port: int, modules: tuple[str, ...] | None = None) -> None:

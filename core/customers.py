@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Protocol
+from typing import Any, Protocol
 
-from dialogue.types import ConversationResult
+from core.conversation import ConversationResult
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,9 +123,18 @@ class CustomerStore(Protocol):
         towards the caps (a gateway retrying a start is the same call, not a second one)."""
         ...
 
+    def open_contact(self, customer_id: str, at: datetime, channel: str = "call",
+                     conversation_id: str | None = None) -> tuple[Customer, str | None]:
+        """`ensure_customer` + `check_contact` for a contact about to start, in one read."""
+        ...
+
     def record_attempt(
         self, customer_id: str, conversation_id: str, at: datetime, channel: str = "call"
     ) -> None:
+        ...
+
+    def customer_profile(self, customer_id: str) -> dict[str, Any] | None:
+        """What `GET /v1/customers/{id}` returns (masked phone only); None for an unknown id."""
         ...
 
     def mark_do_not_contact(self, customer_id: str, reason: str, source: str, at: datetime) -> None:
@@ -135,6 +144,10 @@ class CustomerStore(Protocol):
     def write_result(self, result: ConversationResult) -> bool:
         """Outcome, grade and tags in one transaction; idempotent on conversation_id.
         True when newly written; never loses a result (outbox when the DB is down)."""
+        ...
+
+    def close(self) -> None:
+        """Release connections (the process that opened the store closes it)."""
         ...
 
 
