@@ -99,12 +99,11 @@ class DialogueEngine:
 
     def start(self, call_id: str, customer_id: str, track_id: str, *, at: datetime,
               variables: Mapping[str, str] | None = None, channel: str = "call",
-              check_gate: bool = True) -> tuple[SessionState, Reply]:
+              check_gate: bool = True, facts: Mapping[str, str] | None = None) -> tuple[SessionState, Reply]:
         """Open a call: compliance gate, the customer's facts, variables, the bot's opening.
-        Raises CallRefused."""
+        `facts`: a record given directly (story tests), instead of the store's. Raises CallRefused."""
         track = self.bundle.track(track_id)
-        facts: dict[str, str] | None = None
-        test_customer = True
+        test_customer = facts is None
         if self.store is not None:
             opener = getattr(self.store, "open_contact", None) if check_gate else None
             if opener is not None:  # the store's one-transaction form of the two steps below
@@ -115,7 +114,8 @@ class DialogueEngine:
                     if check_gate else None
             if reason:
                 raise CallRefused(reason)
-            facts, test_customer = customer.facts(), customer.is_test
+            if facts is None:
+                facts, test_customer = customer.facts(), customer.is_test
         values = self.variables_for(track, facts, variables or {}, test_customer=test_customer,
                                     today=at.date())
         if self.store is not None:
