@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test install lint clean bench
+.PHONY: run test install lint clean bench docs
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -42,8 +42,13 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy .
 
+# The documentation site (MkDocs, Material theme) from docs/ into site/; --strict: a broken link
+# or a page missing from the nav fails the build (tests/test_docs.py runs the same).
+docs: $(STAMP)
+	$(BIN)/mkdocs build --strict
+
 bench: $(STAMP)
 	for b in bench/*.py; do $(BIN)/python $$b || exit 1; done
 
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) build site *.egg-info

@@ -72,6 +72,7 @@ def start_server(workers: int, redis: bool, data: Path, prefix: str, log: Path) 
     env = {k: v for k, v in os.environ.items() if not k.startswith("HUASHU_")}
     env.update(HUASHU_DATA_DIR=str(data), HUASHU_CACHE_DIR=str(data / "cache"),
                HUASHU_NLU_MODEL_DIR=str(Settings().effective_nlu_model_dir), HUASHU_GATEWAY_SECRET=SECRET,
+               HUASHU_AGENT_KEYS="bench-agent-key",
                HUASHU_CALLING_WINDOW="00:00-24:00", HUASHU_MAX_CALLS_PER_DAY="1000000",
                HUASHU_MAX_CALLS_PER_WEEK="1000000")
     if redis:

@@ -75,7 +75,8 @@ class Node(_Strict):
     actions: tuple[str | dict[str, str], ...] = ()
     on: dict[str, Edge] = Field(default_factory=dict)
     expect: tuple[str, ...] = ()  # intents the NLU should favour here (default: keys of `on`)
-    hints: tuple[str, ...] = ()  # ASR phrase hints for this node
+    hints: tuple[str, ...] = ()  # ASR phrases added to the compiled ones (dialogue.hints)
+    hints_drop: tuple[str, ...] = ()  # compiled ASR phrases this node should not use
     next: str | Branch | None = None
     return_: bool = Field(default=False, alias="return")
     end: EndSpec | None = None
@@ -161,6 +162,7 @@ class Track(_Strict):
     channel: Literal["call", "wecom", "sms"] = "call"
     start: str
     variables: dict[str, Variable] = Field(default_factory=dict)
+    vocabulary: tuple[str, ...] = ()  # domain words every waiting node hints to the recogniser
     slots: tuple[str, ...] = ()
     settings: TrackSettings = Field(default_factory=TrackSettings)
     dtmf: dict[str, str] = Field(default_factory=dict)

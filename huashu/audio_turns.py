@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
-from core.conversation import CustomerEvent, EventKind
+from core.conversation import CustomerEvent, EventKind, SessionState
 from core.settings import Settings
 from dialogue.schema import Track
 
@@ -25,17 +25,21 @@ def expand(paths: Sequence[Path]) -> list[Path]:
     return files
 
 
-def audio_events(settings: Settings, paths: Sequence[Path], track: Track) -> Iterator[CustomerEvent]:
-    """Recognise each file (VAD-gated: silence gives an empty transcript → a silence turn)."""
+def audio_events(settings: Settings, paths: Sequence[Path], track: Track, scripts_root: Path,
+                 current: Callable[[], SessionState | None]) -> Iterator[CustomerEvent]:
+    """Recognise each file with the hints of the node the call waits at when that turn comes
+    (`current()` is the call's latest state). Silence gives an empty transcript → a silence turn."""
     from asr import load_recognizer
     from asr.audio import decode
     from asr.types import AsrHints
+    from dialogue.hints import phrases_for
 
     recognizer = load_recognizer(settings)
-    hints = AsrHints(tuple(h for node in track.nodes.values() for h in node.hints))
     for path in expand(paths):
         audio = decode(path.read_bytes(), target_rate=recognizer.sample_rate)
-        result = recognizer.transcribe(audio.pcm, hints)
+        state = current()
+        phrases = phrases_for(scripts_root, track, state.node, state.variables) if state else ()
+        result = recognizer.transcribe(audio.pcm, AsrHints(phrases))
         if result.text.strip():
             yield CustomerEvent(EventKind.SPEECH, text=result.text, confidence=result.confidence)
         else:

@@ -101,8 +101,8 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     # event loop at 1,000 calls); off unless asked for (Prometheus /metrics is always there).
     otel = bool(settings.otel)
     app = FastAPI(title="huashu 话术 gateway API", version="1.0.0", lifespan=lifespan,
-                  telemetry={"tracing": otel, "metrics": otel, "logs": otel},
-                  description="Telephony gateway callbacks, customer profiles, NLU parse (see CONTRACT.md).")
+                  telemetry={"tracing": otel, "metrics": otel, "logs": otel}, docs_url=None, redoc_url=None,
+                  description="Telephony gateway callbacks, customer profiles, NLU parse (docs/server.md).")
 
     async def handle(request: Request, exc: Exception) -> Response:
         return error_response(exc)
@@ -115,8 +115,9 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
                        agent_keys=lambda: settings.agent_key_list, jambonz_secret=lambda: settings.jambonz_secret,
                        metrics=metrics, insecure_dev=lambda: settings.insecure_dev)
     _register_basic_routes(app)
-    from server import clips, jambonz, routes_calls
+    from server import apidocs, clips, jambonz, routes_calls
 
+    apidocs.register(app)
     routes_calls.register(app)
     clips.register(app)
     jambonz.register(app)
@@ -168,9 +169,14 @@ def handled_exceptions() -> tuple[type[Exception], ...]:
     from core.shared_kv import SessionsUnavailable
     from dialogue.engine import CallRefused, UnknownVariable
     from server.errors import ApiError
+    from store.db import CONNECTIVITY_ERRORS
+    from store.errors import StoreUnavailableError
 
+    # the database's outage errors too: answered 503 by the exception middleware, not re-raised
+    # to uvicorn as a crash (server.errors maps them)
     return (ApiError, CallRefused, ValidationError, UnicodeDecodeError, UnknownVariable, SessionsUnavailable,
-            AsrError, RequestValidationError, StarletteHTTPException, Exception)
+            StoreUnavailableError, *CONNECTIVITY_ERRORS, AsrError, RequestValidationError,
+            StarletteHTTPException, Exception)
 
 
 def _register_basic_routes(app: FastAPI) -> None:

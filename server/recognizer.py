@@ -25,10 +25,13 @@ async def recognizer(c: ServerContext) -> Any:
 
 
 def hints_for(c: ServerContext, state: SessionState) -> Any:
+    """The compiled hints of the node the call waits at, with this call's variable values."""
     from asr.types import AsrHints
+    from dialogue.hints import phrases_for
 
+    bundle = c.engine.bundle
     try:
-        node = c.engine.bundle.track(state.track_id).nodes[state.node]
+        track = bundle.track(state.track_id)
     except KeyError:
         return AsrHints()
-    return AsrHints(tuple(getattr(node, "hints", ()) or ()))
+    return AsrHints(phrases_for(bundle.root, track, state.node, state.variables))

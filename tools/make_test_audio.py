@@ -179,13 +179,96 @@ def make_korean(items: list[dict], out: Path, tmp: Path) -> None:
             "pad", "0.4", "0.5", "gain", "-n", "-6")
 
 
+def make_calls(spec: dict, out: Path, tmp: Path) -> None:
+    """Held-out scripted calls (tests/data/calls/calls.yml): one telephone WAV per customer turn."""
+    synth = Synth()
+    for call in spec["calls"]:
+        for n, text in enumerate(call["turns"], 1):
+            key = f"{call['id']}.{n}"
+            r = _rng(key, "calls")
+            voice = synth.say(text, r.uniform(0.9, 1.12), r.uniform(0.88, 1.12), r.uniform(0.9, 1.05))
+            voice = voice / (np.max(np.abs(voice)) + 1e-9) * 10 ** (r.uniform(-8, -3) / 20)
+            x16 = resample(voice, synth.rate, 16000, tmp)
+            x16 = np.concatenate([np.zeros(int(r.uniform(0.3, 0.6) * 16000)), x16,
+                                  np.zeros(int(r.uniform(0.4, 0.7) * 16000))])
+            x16 = x16 + np.random.default_rng(r.randrange(1 << 30)).standard_normal(len(x16)) * 10 ** (-66 / 20)
+            write_pcm16(tmp / "c.wav", x16, 16000)
+            to_telephone(tmp / "c.wav", out / call["id"] / f"{n:02d}.wav", r.uniform(-12, -4))
+            print(f"{key}  {text}", file=sys.stderr)
+
+
+def ringback(seconds: float, rate: int = 16000) -> np.ndarray:
+    """China's ring-back tone: 450 Hz, 1 s on, 4 s off."""
+    t = np.arange(int(seconds * rate)) / rate
+    return 0.25 * np.sin(2 * np.pi * 450 * t) * ((t % 5.0) < 1.0)
+
+
+def music(seconds: float, seed: int, rate: int = 16000) -> np.ndarray:
+    """彩铃-like music: a melody of harmonic notes over sustained chords, with a soft beat."""
+    rng = np.random.default_rng(seed)
+    n = int(seconds * rate)
+    t = np.arange(n) / rate
+    x = np.zeros(n)
+    scale = 261.63 * 2 ** (np.array([0, 2, 4, 5, 7, 9, 11, 12]) / 12)
+    beat = 0.3 + 0.1 * rng.random()
+    for start in np.arange(0, seconds, beat):
+        f = scale[rng.integers(len(scale))] * rng.choice([1, 2])
+        i0, i1 = int(start * rate), min(n, int((start + beat) * rate))
+        tt = t[i0:i1] - start
+        env = np.minimum(1, tt / 0.02) * np.exp(-tt * 3)
+        x[i0:i1] += env * sum(np.sin(2 * np.pi * f * k * tt) / k for k in (1, 2, 3))
+    for start in np.arange(0, seconds, 4 * beat):  # chords
+        root = scale[rng.integers(5)] / 2
+        i0, i1 = int(start * rate), min(n, int((start + 4 * beat) * rate))
+        tt = t[i0:i1]
+        x[i0:i1] += 0.4 * sum(np.sin(2 * np.pi * root * r * tt) for r in (1, 1.26, 1.5))
+    return 0.2 * x / (np.max(np.abs(x)) + 1e-9)
+
+
+def make_carrier(spec: dict, out: Path, tmp: Path) -> None:
+    """Carrier announcements / voicemail / screening (tests/data/carrier/carrier.yml)."""
+    synth = Synth()
+    for clip in spec["clips"]:
+        r = _rng(clip["id"], "carrier")
+        parts = [np.zeros(int(0.3 * 16000))]
+        if clip.get("music_only"):
+            parts.append(music(6.0, r.randrange(1 << 30)))
+        else:
+            if clip.get("before") == "ringback":
+                parts.append(ringback(r.uniform(1.5, 2.5)))
+            elif clip.get("before") == "music":
+                parts.append(music(r.uniform(2.5, 4.0), r.randrange(1 << 30)))
+            voice = synth.say(clip["text"], r.uniform(0.92, 1.1), r.uniform(0.9, 1.1), 1.0)
+            voice = voice / (np.max(np.abs(voice)) + 1e-9) * 10 ** (r.uniform(-7, -3) / 20)
+            parts += [np.zeros(int(0.3 * 16000)), resample(voice, synth.rate, 16000, tmp)]
+            if clip.get("after") == "beep":
+                t = np.arange(int(0.5 * 16000)) / 16000
+                parts += [np.zeros(int(0.4 * 16000)), 0.3 * np.sin(2 * np.pi * 1000 * t)]
+        parts.append(np.zeros(int(0.6 * 16000)))
+        x16 = np.concatenate(parts)
+        x16 = x16 + np.random.default_rng(r.randrange(1 << 30)).standard_normal(len(x16)) * 10 ** (-66 / 20)
+        write_pcm16(tmp / "k.wav", x16, 16000)
+        to_telephone(tmp / "k.wav", out / f"{clip['id']}.wav", r.uniform(-10, -5))
+        print(f"{clip['id']}  {clip.get('text', 'music')}", file=sys.stderr)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--dev", type=Path, help="write the development set here instead of the test set")
     ap.add_argument("--only", choices=["zh", "noise", "ko"], help="regenerate one part only")
+    ap.add_argument("--calls", action="store_true", help="the held-out scripted calls (tests/data/calls)")
+    ap.add_argument("--carrier", action="store_true", help="carrier announcements (tests/data/carrier)")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as t:
         tmp = Path(t)
+        if args.calls:
+            calls = ROOT / "tests" / "data" / "calls"
+            make_calls(yaml.safe_load((calls / "calls.yml").read_text("utf-8")), calls / "audio", tmp)
+            return
+        if args.carrier:
+            carrier = ROOT / "tests" / "data" / "carrier"
+            make_carrier(yaml.safe_load((carrier / "carrier.yml").read_text("utf-8")), carrier, tmp)
+            return
         if args.dev:
             dev = yaml.safe_load((ROOT / "tools" / "dev_utterances.yml").read_text("utf-8"))
             make_utterances(dev["utterances"], args.dev, "dev", tmp)

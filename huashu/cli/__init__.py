@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib
+import re
+from typing import Any
 
 import typer
 
@@ -38,6 +40,31 @@ def _register_all() -> None:
         module.register(app)
 
 
+_TYPE_LABEL = re.compile(r"^<(?:list\[)?([^\]>|]*)\]?>$")
+_LABELS = {"str": "TEXT", "int": "INT", "float": "NUMBER", "Path": "PATH", "datetime": "DATETIME"}
+
+
+def _plain_type_labels() -> None:
+    """Help shows TEXT / PATH / INT (nothing for a flag) instead of Typer's Python type names
+    (`<bool>`, `<list[str]>`), which mean nothing to an ops person."""
+    from typer import core
+
+    original = core._TyperParameter.display_type
+    if getattr(original, "huashu", False):
+        return
+
+    def display_type(self: Any, ctx: Any) -> str:
+        if getattr(self, "is_flag", False):
+            return ""
+        label = original(self, ctx)
+        m = _TYPE_LABEL.match(label)
+        return _LABELS.get(m.group(1), m.group(1).upper()) if m else label.strip("<>")
+
+    display_type.huashu = True  # type: ignore[attr-defined]
+    core._TyperParameter.display_type = display_type  # type: ignore[method-assign]
+
+
 def main() -> None:
     _register_all()
-    app()
+    _plain_type_labels()
+    app(prog_name="huashu")

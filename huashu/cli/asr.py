@@ -19,6 +19,8 @@ def transcribe(
     as_json: bool = typer.Option(False, "--json", help='One JSON object per file: {"file","text","confidence","duration_s"}.'),
     hint: list[str] = typer.Option([], "--hint", help="Expected phrase (repeatable): whisper prompt / vosk grammar."),
     grammar: bool = typer.Option(False, "--grammar", help="vosk: only recognize the --hint phrases."),
+    track: str = typer.Option(None, "--track", help="Use the hints this talk track ships for --node."),
+    node: str = typer.Option(None, "--node", help="Node of --track the audio is a reply at (huashu tracks hints)."),
     rate: int = typer.Option(None, "--rate", help="Sample rate of headerless (raw) input."),
     encoding: str = typer.Option(None, "--encoding", help="Encoding of headerless input: pcm16 | mulaw | alaw."),
 ) -> None:
@@ -40,7 +42,8 @@ def transcribe(
     except AsrError as exc:
         err.print(f"[red]error:[/] {exc}")
         raise typer.Exit(2) from None
-    hints = AsrHints(tuple(hint), grammar=grammar) if hint else None
+    phrases = (*_track_hints(track, node, err), *hint)
+    hints = AsrHints(tuple(dict.fromkeys(phrases)), grammar=grammar) if phrases else None
     failed = 0
     with Progress(console=err, transient=True, disable=len(files) < 3 or not err.is_terminal) as progress:
         task = progress.add_task("transcribing", total=len(files))
@@ -67,3 +70,30 @@ def transcribe(
     sys.stdout.flush()
     if failed:
         raise typer.Exit(1)
+
+
+def _track_hints(track: str | None, node: str | None, err: object) -> tuple[str, ...]:
+    """The compiled hints of --track at --node (both or neither)."""
+    from rich.console import Console
+
+    assert isinstance(err, Console)
+    if not track and not node:
+        return ()
+    if not (track and node):
+        err.print("[red]error:[/] --track and --node go together")
+        raise typer.Exit(2)
+    from core.settings import get_settings
+    from dialogue.hints import phrases_for
+    from dialogue.loader import ScriptError, load_bundle
+
+    try:
+        bundle = load_bundle(get_settings().effective_scripts_dir)
+        t = bundle.track(track)
+    except (ScriptError, KeyError) as exc:
+        err.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2) from None
+    if node not in t.nodes or not t.nodes[node].waits:
+        waiting = ", ".join(n for n, x in t.nodes.items() if x.waits)
+        err.print(f"[red]error:[/] track {track} has no waiting node {node!r} (waiting nodes: {waiting})")
+        raise typer.Exit(2)
+    return phrases_for(bundle.root, t, node)

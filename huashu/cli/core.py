@@ -5,22 +5,23 @@ from __future__ import annotations
 import json
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, NoReturn
 from zoneinfo import ZoneInfo
 
 import typer
-from rich.console import Console
+from rich.markup import escape
 
-from core.conversation import CustomerEvent, Reply, SessionState
-from core.settings import Settings
-from core.yamlio import ScriptError
-from dialogue.loader import Bundle
+from huashu.cli._lazy import Settings, console
 
-err = Console(stderr=True)
-out = Console()
+if TYPE_CHECKING:
+    from core.conversation import CustomerEvent, Reply, SessionState
+    from dialogue.loader import Bundle
+
+err = console(stderr=True)
+out = console()
 
 
 def _now(settings: Settings, at: str | None) -> datetime:
@@ -51,6 +52,7 @@ def validate(paths: Annotated[list[Path] | None, typer.Argument(help="scripts fo
                                                                "campaign vars) that have passed at this ISO time")]
              = None) -> None:
     """Schema + graph checks on every track, persona and NLU file (with --at: expired dates)."""
+    from core.yamlio import ScriptError
     from dialogue.actions import ActionRunner
     from dialogue.loader import load_bundle
 
@@ -63,6 +65,7 @@ def validate(paths: Annotated[list[Path] | None, typer.Argument(help="scripts fo
         try:
             bundle = load_bundle(root, names)
             _validate_nlu(root)
+            _validate_hints(bundle)
             _validate_replies(root, bundle)
         except ScriptError as exc:
             for problem in exc.problems:
@@ -111,6 +114,21 @@ def _validate_nlu(root: Path) -> None:
         validate_nlu_dir(root / "nlu")
 
 
+def _validate_hints(bundle: Bundle) -> None:
+    """ASR hints compile for every waiting node (drops name real phrases, prompts fit)."""
+    from core.yamlio import ScriptError
+    from dialogue.hints import hint_problems, nlu_examples
+    from dialogue.loader import Problem
+
+    examples = nlu_examples(bundle.root)
+    for track in bundle.tracks.values():
+        src = bundle.track_sources[track.id]
+        found = [Problem(src.file, src.line(node, "vocabulary"), node, msg)
+                 for node, msg in hint_problems(track, examples)]
+        if found:
+            raise ScriptError(found)
+
+
 def _validate_replies(root: Path, bundle: Bundle) -> None:
     """The WeCom reply library shares the personas' voice and variables."""
     if not (root / "replies").is_dir():
@@ -119,6 +137,17 @@ def _validate_replies(root: Path, bundle: Bundle) -> None:
 
     persona_vars = frozenset(v for p in bundle.personas.values() for v in (*p.variables, "agent_name", "brand"))
     load_library(root / "replies", persona_vars, frozenset(bundle.personas))
+
+
+def _reply_printer(echo_customer: bool) -> Callable[[SessionState, Reply], None]:
+    """Prints each reply; `echo_customer` also prints the customer's line (piped stdin is not
+    echoed by a terminal, so the transcript would lack one side)."""
+    def printer(state: SessionState, reply: Reply) -> None:
+        turn = reply.turn
+        if echo_customer and turn is not None and turn.user is not None:
+            out.print(f"[bold yellow]客户[/] {escape(turn.user)}", highlight=False)
+        _print_reply(state, reply)
+    return printer
 
 
 def _print_reply(state: SessionState, reply: Reply) -> None:
@@ -138,34 +167,35 @@ def _print_reply(state: SessionState, reply: Reply) -> None:
 
 def simulate(
     track: Annotated[str, typer.Option("--track", help="talk-track id")],
-    customer_id: Annotated[str, typer.Option("--customer-id")] = "test-customer",
+    customer_id: Annotated[str | None, typer.Option(
+        "--customer-id", help="a stored customer; default: a fresh test customer each run")] = None,
     call_id: Annotated[str | None, typer.Option("--call-id")] = None,
-    var: Annotated[list[str] | None, typer.Option("--var", help="k=v template variable")] = None,
-    at: Annotated[str | None, typer.Option("--at", help="simulated wall-clock time, ISO 8601")] = None,
-    audio: Annotated[list[Path] | None, typer.Option("--audio", help="audio files or a folder: one turn each")] = None,
+    var: Annotated[list[str] | None, typer.Option("--var", metavar="K=V", help="template variable (repeatable)")] = None,
+    at: Annotated[str | None, typer.Option("--at", metavar="ISO8601", help="simulated wall-clock time (default: now)")] = None,
+    audio: Annotated[list[Path] | None, typer.Option("--audio", metavar="FILE", help="audio files or a folder: one turn each")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="one JSON document at the end")] = False,
 ) -> None:
     """Simulate a call: one customer turn per stdin line (<silence>, <hangup>, <dtmf:N>)."""
+    settings = Settings()
+    when = _now(settings, at)
+    variables = _vars(var or [])
+    customer = customer_id or f"test-{uuid.uuid4().hex[:10]}"
+    _check_track(settings, track)
+    # The compliance gate first: a refused call never waits for the NLU model to load.
+    _gate(settings, customer, customer_id is None, when, as_json)
     from dialogue.engine import CallRefused, UnknownVariable
     from dialogue.simulate import parse_line, run_call
     from huashu.runtime import build_runtime
 
-    settings = Settings()
-    when = _now(settings, at)
-    variables = _vars(var or [])
     runtime = build_runtime(settings)
-    try:
-        runtime.bundle.track(track)
-    except KeyError as exc:
-        err.print(f"[red]{exc.args[0]}[/]")
-        raise typer.Exit(2) from None
     interactive = sys.stdin.isatty() and not as_json and not audio
 
     def events() -> Iterator[CustomerEvent]:
         if audio:
             from huashu.audio_turns import audio_events
 
-            yield from audio_events(settings, audio, runtime.bundle.track(track))
+            yield from audio_events(settings, audio, runtime.bundle.track(track), runtime.bundle.root,
+                                    lambda: latest[0])
             return
         while True:
             if interactive:
@@ -184,21 +214,65 @@ def simulate(
             except ValueError as exc:
                 err.print(f"[yellow]{exc}[/]")
 
+    latest: list[SessionState | None] = [None]  # the call's state before the next turn (audio hints)
+    printer = None if as_json else _reply_printer(echo_customer=not interactive)
+
+    def on_reply(state: SessionState, reply: Reply) -> None:
+        latest[0] = state
+        if printer is not None:
+            printer(state, reply)
+
     try:
-        call = run_call(runtime.engine, track=track, customer_id=customer_id,
+        call = run_call(runtime.engine, track=track, customer_id=customer,
                         call_id=call_id or f"sim-{uuid.uuid4().hex[:12]}", at=when, events=events(),
-                        variables=variables, on_reply=None if as_json else _print_reply)
+                        variables=variables, on_reply=on_reply)
     except CallRefused as exc:
-        if as_json:
-            print(json.dumps({"refused": exc.reason}, ensure_ascii=False))
-        else:
-            err.print(f"[red]call refused: {exc.reason}[/]")
-        raise typer.Exit(3) from None
+        _refused(settings, exc.reason, customer, when, as_json)
     except UnknownVariable as exc:
         err.print(f"[red]{exc}[/]")
         raise typer.Exit(2) from None
     if as_json:
         print(json.dumps(call.to_json(), ensure_ascii=False))
+
+
+def _check_track(settings: Settings, track: str) -> None:
+    """Exit 2 naming the known tracks when `track` is not one (file names only: no parsing)."""
+    known = sorted(p.stem for p in (settings.effective_scripts_dir / "tracks").glob("*.yml"))
+    if track not in known:
+        err.print(f"[red]unknown track {track!r} (known: {', '.join(known)})[/]")
+        raise typer.Exit(2)
+
+
+def _gate(settings: Settings, customer_id: str, fresh: bool, when: datetime, as_json: bool) -> None:
+    """The compliance gate before any model or store loads, so that a refusal is immediate. A
+    fresh test customer has no record, opt-out or earlier call: only the calling window can
+    refuse it. A named customer goes through the store's gate (do-not-contact, window, caps)."""
+    if fresh:
+        from store.gate import OUTSIDE_CALLING_WINDOW, CallingWindow, zone
+
+        if not CallingWindow.parse(settings.calling_window).allows(when.astimezone(zone(settings.timezone))):
+            _refused(settings, OUTSIDE_CALLING_WINDOW, customer_id, when, as_json)
+        return
+    from store import open_store
+
+    store = open_store(settings)
+    try:
+        reason = store.check_contact(customer_id, when, "call")
+    finally:
+        store.close()
+    if reason:
+        _refused(settings, reason, customer_id, when, as_json)
+
+
+def _refused(settings: Settings, reason: str, customer_id: str, when: datetime, as_json: bool) -> NoReturn:
+    from huashu.cli.refusals import hint
+
+    text = hint(reason, settings, customer_id, when)
+    if as_json:
+        print(json.dumps({"refused": reason, "hint": text}, ensure_ascii=False))
+    else:
+        err.print(f"[red]call refused: {reason}[/] — {text}", soft_wrap=True)
+    raise typer.Exit(3)
 
 
 DEMO_LINES = ["喂，你好", "你是机器人吗？", "哦，那这个要钱吗", "行吧，怎么加", "好的，我现在就加"]

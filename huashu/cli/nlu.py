@@ -10,17 +10,15 @@ from typing import TYPE_CHECKING, Annotated
 from zoneinfo import ZoneInfo
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
-from core.settings import Settings
+from huashu.cli._lazy import Settings, Table, console
 
 if TYPE_CHECKING:
     from nlu.classifier import HuashuClassifier
     from nlu.data import Example, NluData
 
-err = Console(stderr=True)
-out = Console()
+err = console(stderr=True)
+out = console()
 
 nlu_app = typer.Typer(help="Intent recognition: train the model, classify text, evaluate on a test file.",
                       no_args_is_help=True)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import shutil
@@ -11,13 +10,11 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
-from core.settings import Settings
+from huashu.cli._lazy import Settings, Table, console
 
-err = Console(stderr=True)
-out = Console()
+err = console(stderr=True)
+out = console()
 
 
 def app_from_env():
@@ -36,7 +33,7 @@ def serve(
         "--insecure-dev", help="start without HUASHU_GATEWAY_SECRET / HUASHU_AGENT_KEYS: their routes are open "
                                "to anyone (local demo only; also HUASHU_INSECURE_DEV=1)")] = False,
 ) -> None:
-    """The gateway HTTP server (CONTRACT.md "HTTP"): tracks and models load once per worker."""
+    """The gateway HTTP server (API: /docs once running; docs/server.md): tracks and models load once per worker."""
     import uvicorn
 
     from server.logs import log_config
@@ -90,6 +87,8 @@ def _check_redis(settings: Settings) -> None:
             await sessions.close()
 
     try:
+        import asyncio
+
         asyncio.run(ping())
     except Exception as exc:
         err.print(f"[red]HUASHU_REDIS_URL: cannot reach Redis: {exc}[/]")
@@ -154,6 +153,8 @@ def gateway_sim(
     if customer_id and calls != 1:
         err.print("[red]--customer-id places one call: use it with --calls 1[/]")
         raise typer.Exit(2)
+    import asyncio
+
     if customer_id:
         from server.gateway_sim import GatewaySim, LoadResult
 

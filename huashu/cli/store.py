@@ -12,18 +12,15 @@ from typing import TYPE_CHECKING, Annotated, Any
 from zoneinfo import ZoneInfo
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
-from core.settings import Settings
+from huashu.cli._lazy import BarColumn, MofNCompleteColumn, Progress, Settings, Table, TextColumn, TimeElapsedColumn, console
 
 if TYPE_CHECKING:
     from store.campaigns import CallVars, Step, StepPlan
     from store.sql import SqlStore
 
-err = Console(stderr=True)
-out = Console()
+err = console(stderr=True)
+out = console()
 
 customers_app = typer.Typer(help="Customers: import a CSV, generate demo data, show a profile.",
                             no_args_is_help=True)

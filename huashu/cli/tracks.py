@@ -3,22 +3,21 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
-from rich.progress import Progress
-from rich.table import Table
 
-from core.settings import Settings
-from core.yamlio import ScriptError
-from dialogue.loader import Bundle
+from huashu.cli._lazy import Progress, Settings, Table, console
 
-err = Console(stderr=True)
-out = Console()
+if TYPE_CHECKING:
+    from dialogue.loader import Bundle
+
+err = console(stderr=True)
+out = console()
 
 
 def _bundle(settings: Settings, scripts: Path | None) -> Bundle:
+    from core.yamlio import ScriptError
     from dialogue.loader import load_bundle
 
     root = scripts or settings.effective_scripts_dir
@@ -111,6 +110,45 @@ def graph(
     out.print(f"wrote {path}")
 
 
+tracks_app = typer.Typer(help="Talk tracks: the ASR hints each waiting node ships with.", no_args_is_help=True)
+
+
+@tracks_app.command("hints")
+def hints(
+    track: Annotated[str, typer.Argument(help="talk-track id")],
+    node: Annotated[str | None, typer.Argument(help="one node (default: every waiting node)")] = None,
+    scripts: Annotated[Path | None, typer.Option("--scripts", help="scripts folder (default: the shipped scripts_zh)")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help='{"node": [{"phrase", "source"}…]} instead of a table')] = False,
+) -> None:
+    """The hint phrases the recogniser gets at each waiting node, and where each one comes from."""
+    import json
+
+    from dialogue.hints import nlu_examples, node_hints, track_hints
+
+    bundle = _bundle(Settings(), scripts)
+    if track not in bundle.tracks:
+        err.print(f"[red]unknown track {track!r} (known: {', '.join(sorted(bundle.tracks))})[/]")
+        raise typer.Exit(2)
+    t = bundle.tracks[track]
+    examples = nlu_examples(bundle.root)
+    if node is not None and node not in t.nodes:
+        err.print(f"[red]track {track} has no node {node!r}[/]")
+        raise typer.Exit(2)
+    compiled = {node: node_hints(t, node, examples)} if node else track_hints(t, examples)
+    if as_json:
+        print(json.dumps({n: [{"phrase": h.phrase, "source": h.source} for h in nh.hints]
+                          for n, nh in compiled.items()}, ensure_ascii=False))
+        return
+    for n, nh in compiled.items():
+        table = Table(title=f"{track} · {n} ({len(nh.hints)} phrases, {nh.prompt_chars} chars)", title_justify="left")
+        table.add_column("phrase")
+        table.add_column("source", style="dim")
+        for h in nh.hints:
+            table.add_row(h.phrase, h.source)
+        out.print(table)
+
+
 def register(app: typer.Typer) -> None:
     app.command("test-stories")(test_stories)
     app.command("graph")(graph)
+    app.add_typer(tracks_app, name="tracks")

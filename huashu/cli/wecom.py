@@ -8,16 +8,14 @@ from typing import TYPE_CHECKING, Annotated
 from zoneinfo import ZoneInfo
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from core.settings import Settings
+from huashu.cli._lazy import BarColumn, MofNCompleteColumn, Progress, Settings, TextColumn, TimeElapsedColumn, console
 
 if TYPE_CHECKING:
     from dialogue.engine import DialogueEngine
 
-err = Console(stderr=True, soft_wrap=True)
-out = Console(soft_wrap=True)
+err = console(stderr=True)
+out = console()
 
 
 def report(

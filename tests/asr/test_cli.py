@@ -78,3 +78,21 @@ def test_bad_backend_and_missing_model_exit_2(app: typer.Typer, monkeypatch: pyt
     assert r.exit_code == 2
     assert "/nonexistent/vosk-model" in r.output and "vosk-model-small-cn-0.22" in r.output
     assert "Traceback" not in r.output
+
+
+CALLS = AUDIO.parent / "calls" / "audio"
+
+
+@pytest.mark.slow
+def test_track_and_node_hints(app: typer.Typer, env: None) -> None:
+    from huashu.cli import _register_all
+    from huashu.cli import app as huashu_app
+
+    _register_all()
+    r = CliRunner().invoke(huashu_app, ["transcribe", "--backend", "whisper", "--json", "--track", "wecom_add_gift",
+                                        "--node", "opening", str(CALLS / "c09" / "01.wav")])
+    assert r.exit_code == 0, r.output
+    assert "短信" in json.loads(r.stdout)["text"]
+    bad = CliRunner().invoke(huashu_app, ["transcribe", "--backend", "whisper", "--track", "wecom_add_gift",
+                                          "--node", "close_added", str(CALLS / "c09" / "01.wav")])
+    assert bad.exit_code == 2 and "no waiting node" in bad.output

@@ -203,6 +203,8 @@ def test_database_outage_at_call_start_is_503_with_retry_after(tmp_path: Path, p
             assert r.status_code == 503 and r.json()["code"] == "store_unavailable"
             r = client.get("/v1/customers/cust-pg-2", headers={"Authorization": f"Bearer {AGENT}"})
             assert r.status_code == 503 and "Retry-After" in r.headers
+            r = client.get("/v1/wecom/customers/cust-pg-2", headers={"Authorization": f"Bearer {AGENT}"})
+            assert r.status_code == 503 and r.json()["code"] == "store_unavailable", r.text
             proxy.resume()
             _healthy_call(client, "pg-3")  # the gateway's retry after the outage goes through
     finally:

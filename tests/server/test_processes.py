@@ -61,6 +61,8 @@ class Server:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = log
+        # a secured deployment: `huashu serve` refuses to start without agent keys (secure by default)
+        env = {"HUASHU_AGENT_KEYS": "proc-agent-key", **env}
         self.proc = subprocess.Popen(
             [HUASHU, "serve", "--port", str(self.port), "--workers", str(workers), "--log-level", "warning"],
             env=env, cwd=ROOT, stdout=log.open("ab"), stderr=subprocess.STDOUT, start_new_session=True)

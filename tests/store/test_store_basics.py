@@ -43,6 +43,14 @@ def test_migrated_to_head_and_schema_matches_the_tables(store: SqlStore) -> None
         assert compare_metadata(ctx, t.metadata) == []
 
 
+def test_fast_head_check_agrees_with_alembic(store: SqlStore) -> None:
+    # A reopen skips alembic when the database is at head; both must name the same head.
+    from store.db import at_head, script_heads
+
+    assert script_heads() == {head_revision()}
+    assert at_head(store.engine)
+
+
 def test_reopen_is_idempotent_and_keeps_data(store_settings: Settings, store: SqlStore) -> None:
     store.upsert_customers([customer("c1", RAW, name="张三")])
     again = open_store(store_settings)

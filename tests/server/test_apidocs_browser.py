@@ -1,0 +1,93 @@
+"""/docs (Swagger UI) renders in a real headless Chromium with every request that
+leaves the server refused: the assets come from the fastapi-offline package, not a CDN."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from core.settings import Settings
+from huashu.app import create_app
+from tests.conftest import ROOT
+from tests.server.conftest import make_runtime
+
+CHROMIUM = Path("/usr/bin/chromium")
+SHOTS = ROOT / "test-output"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def base_url(tmp_path: Path) -> Iterator[str]:
+    import uvicorn
+
+    settings = Settings(data_dir=tmp_path / "data", cache_dir=tmp_path / "cache")
+    runtime = make_runtime(settings)
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(settings, runtime=runtime), host="127.0.0.1", port=port,
+                                           log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=10)
+    if runtime.store is not None:
+        runtime.store.close()
+
+
+def test_docs_pages_reference_no_outside_host(base_url: str) -> None:
+    import httpx
+
+    html = httpx.get(base_url + "/docs").text
+    assert "cdn." not in html and "https://" not in html
+    assert httpx.get(base_url + "/docs-assets/swagger-ui-bundle.js").status_code == 200
+
+
+@pytest.mark.browser
+def test_docs_render_with_the_network_off(base_url: str) -> None:
+    if not CHROMIUM.exists():
+        pytest.fail("Debian chromium is missing: apt-get install -y chromium (CI: .ci/run installs it)")
+    from playwright.sync_api import Route, expect, sync_playwright
+
+    SHOTS.mkdir(exist_ok=True)
+    outside: list[str] = []
+
+    def offline(route: Route) -> None:
+        if route.request.url.startswith(base_url):
+            route.continue_()
+        else:
+            outside.append(route.request.url)
+            route.abort("internetdisconnected")
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=[
+            "--headless", "--no-sandbox", "--disable-background-networking", "--disable-gpu"])
+        try:
+            context = browser.new_context(viewport={"width": 1200, "height": 900})
+            context.route("**/*", offline)
+            page = context.new_page()
+            errors: list[str] = []
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto(f"{base_url}/docs")
+            expect(page.locator(".swagger-ui .info .title")).to_contain_text("huashu")
+            expect(page.locator(".opblock-summary-path", has_text="/v1/calls").first).to_be_visible()
+            page.screenshot(path=str(SHOTS / "api-docs-swagger.png"))
+            page.locator(".opblock-summary-path", has_text="/v1/calls").first.click()
+            expect(page.locator(".opblock-body").first).to_be_visible()  # the operation opens
+            assert not errors, errors
+            assert not outside, outside
+        finally:
+            browser.close()
