@@ -261,3 +261,10 @@ def expired_defaults(track: Track, src: SourceMap, today: date) -> list[Problem]
     return [Problem(src.file, src.var_line(name), f"variables.{name}",
                     f"default {value} has passed at {today.isoformat()} (calls are refused expired:{name})")
             for name, value in expired_values(track, defaults, today)]
+
+
+def campaign_samples(track: Track, today: date) -> dict[str, str]:
+    """The campaign's side of a made-up call (demo history, demo calls): every variable not about
+    the customer, at its default or sample value."""
+    samples = sample_values(track, today)
+    return {k: v for k, v in samples.items() if binding(track.variables[k]).source != CUSTOMER}

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from core.conversation import ConversationResult, TurnRecord
 from core.customers import Customer, CustomerRecord
-from dialogue.facts import CUSTOMER, binding, needed_variables, resolve, sample_values
+from dialogue.facts import campaign_samples, needed_variables, resolve
 from dialogue.loader import Bundle, load_bundle
 from dialogue.paths import HANGUP, SILENCE, TrackPath, track_paths
 from dialogue.policy import DEFAULT_INTENT_TAGS
@@ -39,12 +39,6 @@ def default_bundle() -> Bundle:
     return load_bundle(Path(scripts_zh.__file__).parent)
 
 
-def _campaign_samples(track: Track, at: datetime) -> dict[str, str]:
-    """The campaign's side of a demo call: every variable not about the customer, as sampled."""
-    samples = sample_values(track, at.date())
-    return {k: v for k, v in samples.items() if binding(track.variables[k]).source != CUSTOMER}
-
-
 def _fits(track: Track, c: Customer) -> bool:
     """Tracks a campaign would send this customer (presale before a deposit, balance after)."""
     if track.id == "presale_deposit":
@@ -68,7 +62,7 @@ class HistoryMaker:
             if track.channel != "call" or not _fits(track, customer):
                 continue
             res = resolve(track, needed_variables(track, self.bundle.persona_for(track)), facts=customer.facts(),
-                          call_vars=_campaign_samples(track, started), test_customer=False, today=started.date())
+                          call_vars=campaign_samples(track, started.date()), test_customer=False, today=started.date())
             if res.refused is None:
                 options.append((track, res.values))
         if not options:
