@@ -109,8 +109,9 @@ def variable_hints(track: Track, values: Mapping[str, str] | None = None) -> tup
     """Spoken values of the track's variables (call values first, else the track's defaults)."""
     out: list[Hint] = []
     for name, var in track.variables.items():
-        value = (values or {}).get(name, var.default)
-        if value is None:  # a fact or campaign value this call does not have: nothing to hint
+        # a claim has no default: its sample stands in when no call's values are given
+        value = (values or {}).get(name, var.default if var.default is not None else var.sample)
+        if value is None or value.startswith("+"):  # no value, or a relative date (+Nd) sample
             continue
         if var.type == "date":  # YYYY-MM-DD is said 12月10日
             value = speak_value(value)

@@ -196,3 +196,24 @@ def test_demo_history_is_calls_its_tracks_could_have_had(bundle: Bundle) -> None
             assert c.deposit_paid and not c.balance_paid
         if r.track == "repurchase_reminder":
             assert c.purchase_count > 0 and c.last_product
+
+
+def test_a_node_branches_on_a_fact_value(scripts: Path) -> None:
+    """`cases` on a boolean fact: a customer whose deposit is not paid hears no balance talk."""
+    def change(d: dict[str, Any]) -> None:
+        d["variables"]["paid"] = {"from": "customer.deposit_paid", "claim": True, "sample": "true"}
+        d["variables"]["product"] = {"from": "customer.deposit_product", "claim": True, "sample": "x"}
+        d["nodes"]["route"] = {"next": {"var": "paid", "cases": {"false": "close_polite"}, "default": "opening"}}
+        d["start"] = "route"
+    _edit(scripts, change)
+    bundle = load_bundle(scripts)
+    engine = DialogueEngine(bundle, KeywordClassifier())
+    dates = {"balance_deadline": "2026-12-13"}
+    test_customer, _ = engine.start("b1", "t", "balance_reminder", at=AT, variables={**dates, "paid": "false"})
+    assert test_customer.ended and test_customer.path == ("route", "close_polite")
+    with pytest.raises(CallRefused) as info:  # a branch on `paid` does not vouch for the product
+        engine.start("b3", "c", "balance_reminder", at=AT, variables=dates, facts=Customer("c").facts())
+    assert info.value.reason == "missing_fact:product"
+    paid = Customer("c", deposit_paid=True, deposit_product="DHA", deposit_amount=50, balance_amount=218).facts()
+    state, reply = engine.start("b2", "c", "balance_reminder", at=AT, variables=dates, facts=paid)
+    assert state.node == "opening" and "付了定金的DHA" in "".join(u.text for u in reply.utterances)
