@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from difflib import SequenceMatcher
 from functools import cache
 from typing import Any
 
@@ -141,3 +142,22 @@ def normalize_text(text: str) -> str:
     text = to_simplified(unicodedata.normalize("NFKC", text))
     text = _strip_punct(normalize_numbers(text))
     return re.sub(r"(?<=\d) (?=\d)", "", text)
+
+
+def collapse_repeat(text: str, min_ratio: float = 0.85) -> str:
+    """A reply said (or decoded) twice in one final, the copies not quite equal — "我在开车，晚点
+    再说吧。我在开车晚点在说吧" — reads once: the first copy. Split points are punctuation or
+    spaces when there are any, else every position; both halves need at least 3 characters and
+    must agree on `min_ratio` of their characters."""
+    plain = re.sub(r"[\s\W_]+", "", text)
+    if len(plain) < 6:
+        return text
+    cuts = [len(re.sub(r"[\s\W_]+", "", text[: m.start()])) for m in re.finditer(r"[\s\W_]+", text)]
+    cuts = [c for c in cuts if 3 <= c <= len(plain) - 3] or list(range(3, len(plain) - 2))
+    for cut in cuts:
+        a, b = plain[:cut], plain[cut:]
+        if min(len(a), len(b)) / max(len(a), len(b)) < 0.7:
+            continue
+        if SequenceMatcher(None, a, b, autojunk=False).ratio() >= min_ratio:
+            return a
+    return text

@@ -7,7 +7,7 @@ from typing import cast
 import numpy as np
 
 from asr.audio import decode, resample, to_int16
-from asr.normalize import normalize_text
+from asr.normalize import collapse_repeat, normalize_text
 from asr.types import AsrHints, Recognizer, RecognizerStream, StreamingRecognizer, Transcript
 from asr.vad import SAMPLE_RATE, VadConfig, VadEvent, speech_segments
 
@@ -41,7 +41,8 @@ class GatedRecognizer:
             return Transcript("", 0.0, 0.0, duration)
         weights = [end - start + 1e-3 for _, start, end in found]
         conf = sum(t.confidence * w for (t, _, _), w in zip(found, weights, strict=True)) / sum(weights)
-        text = normalize_text(" ".join(t.text for t, _, _ in found))
+        # A reply said twice across two segments ("喂？喂？") or decoded twice reads once.
+        text = normalize_text(collapse_repeat(" ".join(t.text for t, _, _ in found)))
         return Transcript(text, round(conf, 4), found[0][1], found[-1][2])
 
     def _utterances(self, pcm: bytes) -> list[tuple[float, float, bytes]]:

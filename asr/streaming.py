@@ -11,6 +11,8 @@ up to a decode's length), and vosk decodes inside `feed()` — so an asyncio ser
 Events, in order for one utterance:
   speech_start, barge_in (only while `barge_in` is allowed, e.g. during a clip that permits it),
   partial* (backends with incremental results: vosk), final (text may be "": noise, ignore it).
+With `screen_s`, once in the call's first seconds: line_signal (text "no_answer") when ring-back
+tone or music (彩铃) plays and nobody has spoken (asr.carrier).
 """
 
 from __future__ import annotations
@@ -47,6 +49,8 @@ class AsrEvent:
         if self.type in ("partial", "final"):
             d |= {"text": self.text, "confidence": round(self.confidence, 4),
                   "start_s": round(self.start_s, 3), "end_s": round(self.end_s, 3)}
+        elif self.type == "line_signal":
+            d["reason"] = self.text
         return d
 
 
@@ -67,6 +71,7 @@ class StreamingSession:
         hints: AsrHints | None = None,
         barge_in: bool = True,
         vad: VadConfig | None = None,
+        screen_s: float = 0.0,
     ) -> None:
         enc = _ENCODINGS.get(encoding.lower())
         if enc is None:
@@ -88,6 +93,10 @@ class StreamingSession:
         self._odd = b""
         self._samples_in = 0
         self.utterances = 0
+        # The call's first seconds: ring-back or music (彩铃) before anyone speaks → "line_signal".
+        self._screen = bytearray() if screen_s > 0 else None
+        self._screen_checks = [t for t in (3.0, 6.0) if t <= max(screen_s, 3.0)]
+        self._spoke = False
 
     # -- per-node controls -------------------------------------------------------------------
 
@@ -127,7 +136,26 @@ class StreamingSession:
         out: list[AsrEvent] = []
         for ev in self._endpointer.feed(y):
             out += self._on_vad(ev)
+        if self._screen is not None:
+            out += self._screen_line(y)
         return out
+
+    def _screen_line(self, y: np.ndarray) -> list[AsrEvent]:
+        """Tone or music where a voice should be, judged at 3 s and 6 s while nobody has spoken."""
+        from asr.carrier import line_signal_s
+
+        assert self._screen is not None
+        if self._spoke or not self._screen_checks:
+            self._screen = None
+            return []
+        self._screen += y.tobytes()
+        if len(self._screen) < self._screen_checks[0] * SAMPLE_RATE * 2:
+            return []
+        self._screen_checks.pop(0)
+        if line_signal_s(bytes(self._screen), speech=[]) >= 2.0:
+            self._screen = None
+            return [AsrEvent("line_signal", self.time_s, "no_answer")]
+        return []
 
     def close(self) -> list[AsrEvent]:
         """End of the call's audio: finish an utterance that is still open."""
@@ -143,6 +171,7 @@ class StreamingSession:
 
     def _on_vad(self, ev: VadEvent) -> list[AsrEvent]:
         if ev.kind == "start":
+            self._spoke = True
             self._stream = self._open_stream()
             self._held = []
             out = [AsrEvent("speech_start", ev.time_s)]

@@ -27,7 +27,7 @@ import numpy as np
 
 from asr.errors import ModelError
 from asr.hotwords import apply_hints
-from asr.normalize import normalize_text, to_simplified
+from asr.normalize import collapse_repeat, normalize_text, to_simplified
 from asr.types import AsrHints, Transcript
 
 SAMPLE_RATE = 16000
@@ -231,7 +231,7 @@ class WhisperRecognizer:
         def drop(reason: str) -> Decoded:
             return Decoded(text, logprob, no_speech, False, reason, window_s)
 
-        text = collapse_loops(text)
+        text = collapse_repeat(collapse_loops(text))
         norm = normalize_text(text)
         if not norm:
             return drop("empty")

@@ -20,6 +20,7 @@ class EventKind(StrEnum):
     SILENCE = "silence"
     PLAYBACK_DONE = "playback_done"
     HANGUP = "hangup"
+    UNREACHABLE = "unreachable"  # the line, not the customer: announcement, voicemail, screening…
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +32,7 @@ class CustomerEvent:
     confidence: float | None = None  # ASR confidence, when the gateway or our ASR gives one
     digits: str | None = None
     barged_in: bool = False  # the customer spoke over an interruptible clip
+    reason: str | None = None  # UNREACHABLE: one of core.vocab.UNREACHABLE_REASONS
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +45,7 @@ class Turn:
     parse: Parse | None = None
     digits: str | None = None
     barged_in: bool = False
+    reason: str | None = None  # UNREACHABLE: why the call never reached the customer
 
 
 @dataclass(frozen=True, slots=True)

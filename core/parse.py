@@ -38,15 +38,23 @@ class Parse:
     ranking: tuple[tuple[str, float], ...] = ()
     entities: tuple[Entity, ...] = ()
     source: str = "model"  # "model" | "rule" | "context" | "dtmf" — which layer decided
+    # A second intent said in the same breath (可以，那运费谁出？ → affirm + ask_logistics), when
+    # one clause of the utterance carries it confidently; None otherwise.
+    secondary: tuple[str, float] | None = None
 
     def to_rasa(self) -> dict[str, Any]:
+        """Rasa's parse shape; `secondary_intent` is our addition, present only when found."""
         ranking = self.ranking or ((self.intent, self.confidence),)
-        return {
+        out: dict[str, Any] = {
             "text": self.text,
             "intent": {"name": self.intent, "confidence": round(float(self.confidence), 6)},
             "intent_ranking": [{"name": n, "confidence": round(float(c), 6)} for n, c in ranking],
             "entities": [e.to_rasa() for e in self.entities],
         }
+        if self.secondary is not None:
+            out["secondary_intent"] = {"name": self.secondary[0],
+                                       "confidence": round(float(self.secondary[1]), 6)}
+        return out
 
     def entity(self, name: str) -> Entity | None:
         return next((e for e in self.entities if e.entity == name), None)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
+from asr.carrier import classify_text
 from core.conversation import (
     BotAction,
     ConversationResult,
@@ -137,16 +138,23 @@ class DialogueEngine:
         kind = event.kind
         if kind is EventKind.SPEECH and not (event.text or "").strip():
             kind = EventKind.SILENCE  # the ASR heard nothing: treat as silence, never guess
+        reason = event.reason
+        if kind is EventKind.SPEECH and state.user_turns == 0 and track.channel == "call":
+            # The first words on the line may be the carrier's, a voicemail's or a screening
+            # assistant's, not the customer's (asr.carrier).
+            reason = classify_text(event.text or "")
+            if reason is not None:
+                kind = EventKind.UNREACHABLE
         if kind is EventKind.SPEECH:
             node = track.nodes[state.node]
             expected = node.expect or tuple(i for i in node.on if i != "*")
             parse = self.classifier.classify(event.text or "", ClassifyContext(expected, at))
         turn = Turn(kind=kind, intent=parse.intent if parse else None,
                     confidence=parse.confidence if parse else 1.0, parse=parse,
-                    digits=event.digits, barged_in=event.barged_in)
+                    digits=event.digits, barged_in=event.barged_in, reason=reason)
         threshold = self.config.confidence_threshold
         decision = policy.decide(track, state, turn, threshold)
-        user = event.text if kind is EventKind.SPEECH else (f"<dtmf:{event.digits}>" if kind is EventKind.DTMF
+        user = event.text if kind is EventKind.SPEECH or event.text else (f"<dtmf:{event.digits}>" if kind is EventKind.DTMF
                                                              else f"<{kind.value}>")
         return self._finish_turn(track, decision, user, turn, at)
 

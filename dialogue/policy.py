@@ -9,8 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from core.conversation import EventKind, SessionState, Turn
-from core.vocab import DEFAULT_DTMF, OUTCOMES, grade_for
-from dialogue.schema import BACK, Branch, Edge, Track
+from core.parse import Parse
+from core.vocab import DEFAULT_DTMF, OUTCOMES, UNREACHABLE_REASON_SET, grade_for
+from dialogue.schema import BACK, Branch, Edge, Node, Track
 
 DEFAULT_INTENT_TAGS = {"ask_price": "price_sensitive", "ask_robot": "asked_robot", "ask_product": "asked_product"}
 DEFAULT_OUTCOME_PRIORITY = (
@@ -19,6 +20,14 @@ DEFAULT_OUTCOME_PRIORITY = (
     "not_interested", "no_response", "hung_up_early", "completed",
 )
 DEFAULT_THRESHOLD = 0.5
+# A customer who hangs up right after saying they are busy wants a call back; after a refusal,
+# they refused. Anything else after the first reply is a completed call.
+HANGUP_OUTCOMES = {"busy": "call_back_later", "deny": "not_interested"}
+# An explicit goal in a yes (嗯，那我加一下企业微信吧 / 好的我现在就付) answers the call's own
+# question, not the offer just made (需要转人工吗？): read as this intent at the node we came from.
+GOAL_INTENTS = {"add_wecom": "ask_how_to_add", "pay": "will_pay"}
+# Never answered as a side question next to these: they decide the call on their own.
+NO_SIDE_ANSWER = frozenset({"opt_out", "wrong_person", "complaint"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,6 +171,70 @@ def _loops(track: Track, state: SessionState, edge: Edge, from_handler: bool) ->
     return track.nodes[edge.goto].return_
 
 
+def _intent_tag(track: Track, state: SessionState, intent: str) -> SessionState:
+    tag = {**DEFAULT_INTENT_TAGS, **track.intent_tags}.get(intent)
+    return state.add_tags(tag) if tag else state
+
+
+def _edge_for(track: Track, node: Node, intent: str) -> tuple[Edge | None, bool]:
+    """The node's own edge for `intent`, else the track's handler (flagged True)."""
+    edge = node.on.get(intent)
+    if edge is None and intent in track.handlers:
+        return track.handlers[intent], True
+    return edge, False
+
+
+def _secondary(turn: Turn, limit: float) -> str | None:
+    parse = turn.parse
+    if parse is None or parse.secondary is None or turn.kind is not EventKind.SPEECH:
+        return None
+    name, confidence = parse.secondary
+    return name if confidence >= limit and name != parse.intent else None
+
+
+def _redirect(track: Track, state: SessionState, parse: Parse | None, intent: str) -> tuple[SessionState, str]:
+    """At a side node (an offer made after a side question: 需要转人工吗？) a reply that pursues
+    the call's own goal is read at the node the side question came from: an intent only that
+    node handles (好的我这就去付 → will_pay), or a yes naming a goal (嗯，那我加一下企业微信吧)."""
+    back = state.return_node
+    if back is None or back == state.node:
+        return state, intent
+    goal = parse.entity("goal") if parse is not None and intent == "affirm" else None
+    wanted = GOAL_INTENTS.get(str(goal.value), intent) if goal is not None else intent
+    here = track.nodes[state.node]
+    if wanted in here.on or wanted in track.handlers:
+        return state, intent
+    if wanted not in track.nodes[back].on:
+        return state, intent
+    return state.with_(node=back, return_node=None), wanted
+
+
+def _side_answer(track: Track, edge: Edge | None) -> bool:
+    return edge is not None and edge.goto in track.nodes and track.nodes[edge.goto].return_
+
+
+def _combine(track: Track, state: SessionState, acc: _Acc, intent: str, edge: Edge, from_handler: bool,
+             second: str) -> tuple[SessionState, str, Edge, bool]:
+    """Two intents in one turn. A side question next to a move (可以，那运费谁出？) is answered
+    first and the move is kept; next to a call-deciding intent (opt-out, complaint, wrong person)
+    nothing is answered but the other intent's tags are recorded (opt-out + complaint: both)."""
+    other, other_handler = _edge_for(track, track.nodes[state.node], second)
+    if other is None:
+        return state, intent, edge, from_handler
+    if intent in NO_SIDE_ANSWER or second in NO_SIDE_ANSWER:
+        if second in NO_SIDE_ANSWER:
+            state = _intent_tag(track, state.add_tags(*other.tags), second)
+        return state, intent, edge, from_handler
+    if _side_answer(track, edge) and not _side_answer(track, other):  # the primary is the question
+        intent, second, edge, other, from_handler = second, intent, other, edge, other_handler
+    if not _side_answer(track, other) or _side_answer(track, edge):
+        return state, intent, edge, from_handler
+    side = track.nodes[other.goto]
+    acc.clips += _clips(track, state, side.say)
+    state = _intent_tag(track, state.add_tags(*other.tags), second)
+    return state.with_(path=(*state.path, other.goto)), intent, edge, from_handler
+
+
 def decide(track: Track, state: SessionState, turn: Turn, threshold: float | None = None) -> Decision:
     """The bot's answer to one customer turn."""
     if state.ended:
@@ -170,8 +243,13 @@ def decide(track: Track, state: SessionState, turn: Turn, threshold: float | Non
     if turn.kind is EventKind.PLAYBACK_DONE:
         return Decision(state, terminal="none")
     if turn.kind is EventKind.HANGUP:
-        fallback = "hung_up_early" if state.user_turns == 0 else "completed"
+        fallback = ("hung_up_early" if state.user_turns == 0
+                    else HANGUP_OUTCOMES.get(state.last_intent or "", "completed"))
         return Decision(_finish(track, state, fallback, "customer"), terminal="none")
+    if turn.kind is EventKind.UNREACHABLE:
+        # Nobody to talk to: end at once, no clip (the pitch is never played to a machine).
+        reason = turn.reason if turn.reason in UNREACHABLE_REASON_SET else "no_answer"
+        return Decision(_finish(track, state, "unreachable", "bot", (reason,)), terminal="hangup")
     if turn.barged_in:
         state = state.add_tags("interrupted")
     if turn.kind is EventKind.SILENCE:
@@ -186,18 +264,22 @@ def decide(track: Track, state: SessionState, turn: Turn, threshold: float | Non
         intent, confidence = dtmf.get((turn.digits or "")[:1]), 1.0
     state = _bot_turn(state.with_(user_turns=state.user_turns + 1, silence_count=0))
     limit = track.settings.confidence_threshold or threshold or DEFAULT_THRESHOLD
-    node = track.nodes[state.node]
     edge: Edge | None = None
     from_handler = False
+    second = _secondary(turn, limit) if intent is not None and confidence >= limit else None
+    if second == "opt_out":  # an opt-out said next to anything else is honoured first
+        intent, second = second, intent
     if intent is not None and confidence >= limit:
-        tag = {**DEFAULT_INTENT_TAGS, **track.intent_tags}.get(intent)
-        if tag:
-            state = state.add_tags(tag)
+        state, intent = _redirect(track, state, turn.parse, intent)
+    node = track.nodes[state.node]
+    if intent is not None and confidence >= limit:
+        state = _intent_tag(track, state, intent)
         same = state.same_intent_count + 1 if intent == state.last_intent else 1
         state = state.with_(last_intent=intent, same_intent_count=same)
-        edge = node.on.get(intent)
-        if edge is None and intent in track.handlers:
-            edge, from_handler = track.handlers[intent], True
+        edge, from_handler = _edge_for(track, node, intent)
+        if second is not None and edge is not None:
+            state, intent, edge, from_handler = _combine(track, state, acc, intent, edge, from_handler, second)
+            node = track.nodes[state.node]
         if edge is None and intent == "repeat":
             clips = (track.repeat_clip,) if track.repeat_clip else ()
             acc.clips += _clips(track, state, (*clips, *(node.reprompt or node.say)))

@@ -31,6 +31,7 @@ def audio_events(settings: Settings, paths: Sequence[Path], track: Track, script
     (`current()` is the call's latest state). Silence gives an empty transcript → a silence turn."""
     from asr import load_recognizer
     from asr.audio import decode
+    from asr.carrier import screen_recording
     from asr.types import AsrHints
     from dialogue.hints import phrases_for
 
@@ -40,7 +41,10 @@ def audio_events(settings: Settings, paths: Sequence[Path], track: Track, script
         state = current()
         phrases = phrases_for(scripts_root, track, state.node, state.variables) if state else ()
         result = recognizer.transcribe(audio.pcm, AsrHints(phrases))
-        if result.text.strip():
+        line = screen_recording(audio.pcm, result.text, state is None or state.user_turns == 0)
+        if line is not None:  # ring-back / music where the customer should be
+            yield CustomerEvent(EventKind.UNREACHABLE, reason=line)
+        elif result.text.strip():
             yield CustomerEvent(EventKind.SPEECH, text=result.text, confidence=result.confidence)
         else:
             yield CustomerEvent(EventKind.SILENCE)

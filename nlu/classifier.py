@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import fcntl
 import json
+import re
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,7 +24,8 @@ from nlu.calibrate import Calibration
 from nlu.config import TrainConfig
 from nlu.data import NluDataError, data_hash
 from nlu.entities import ProductTable, extract, product_table
-from nlu.rules import RuleSet, load_rules
+from nlu.rules import RULE_INTENTS, RuleSet, load_rules
+from nlu.text import normalize
 from nlu.train import META_FILE, MODEL_FORMAT, Progress, train_model
 
 if TYPE_CHECKING:
@@ -35,6 +38,25 @@ CONFIDENCE_THRESHOLD = 0.5
 CONTEXT_BOOST = 4.0
 RULE_CONFIDENCE = 1.0
 FALLBACK_INTENT = "out_of_scope"
+# A clause's own intent is reported as `Parse.secondary` from this calibrated confidence up.
+SECONDARY_THRESHOLD = 0.7
+_NO_SECONDARY = frozenset({"greet", "out_of_scope", "repeat", FALLBACK_INTENT})
+_CLAUSE_BREAK = re.compile(r"[，,。？?！!；;～~、…]+|\s+(?![a-z0-9])")
+# ASR drops punctuation: a leading yes/no word followed by a clause of its own still splits
+# (可以那运费谁出 → 可以 | 运费谁出). The joiners after the lead word belong to neither clause.
+_LEAD = re.compile(r"^(好的|好啊|好吧|好嘞|行啊|行吧|可以的?|嗯嗯|没问题|ok|是的|对的|要得|不用了|不需要|不要了|算了)"
+                   r"(?:那么|那|但是|不过|就是|对了|请问|问一下|顺便问一?下)?(?=\w{3,})")
+
+
+def clauses(text: str) -> list[str]:
+    """The utterance's clauses when it has more than one (else []): punctuation, or a leading
+    yes/no word before a longer clause when ASR gave no punctuation."""
+    parts = [p for p in _CLAUSE_BREAK.split(text) if normalize(p)]
+    if len(parts) < 2:
+        norm = normalize(text)
+        m = _LEAD.match(norm)
+        parts = [m.group(1), norm[m.end():]] if m else []
+    return parts
 
 
 class NluModelError(RuntimeError):
@@ -99,8 +121,36 @@ class HuashuClassifier:
         ctxs = list(contexts) if contexts is not None else [None] * len(texts)
         if len(ctxs) != len(texts):
             raise ValueError("contexts must match texts one to one")
-        probs = self.probabilities(texts) if texts else np.zeros((0, len(self.intents)))
-        return [self._decide(t, p, c) for t, p, c in zip(texts, probs, ctxs, strict=True)]
+        parts = [clauses(t) for t in texts]
+        flat = [c for cs in parts for c in cs]
+        probs = self.probabilities(texts + flat) if texts else np.zeros((0, len(self.intents)))
+        out, at = [], len(texts)
+        for text, p, ctx, cs in zip(texts, probs[:len(texts)], ctxs, parts, strict=True):
+            parse = self._decide(text, p, ctx)
+            out.append(self._with_secondary(parse, cs, probs[at:at + len(cs)]))
+            at += len(cs)
+        return out
+
+    def _with_secondary(self, parse: Parse, parts: list[str], probs: np.ndarray) -> Parse:
+        """Add the most confident other intent that a rule or a single clause carries. A bare
+        greeting in front of a question (喂你好，哪位？), or a whole too unsure to act on, gives
+        the best clause's intent as the intent. The compliance intents come from rules only."""
+        found: list[tuple[str, float]] = [(h.intent, RULE_CONFIDENCE) for h in self.rules.match_all(parse.text)]
+        for part, p in zip(parts, probs, strict=True):
+            hit = next(iter(self.rules.match_all(part)), None)  # untagged rules only
+            top = int(p.argmax())
+            if hit is not None:
+                found.append((hit.intent, RULE_CONFIDENCE))
+            elif self.intents[top] not in RULE_INTENTS:
+                found.append((self.intents[top], float(p[top])))
+        cands = sorted(((i, c) for i, c in found if i not in _NO_SECONDARY and c >= SECONDARY_THRESHOLD),
+                       key=lambda ic: -ic[1])
+        if cands and parse.source != "rule" and (parse.intent == "greet" or parse.confidence < CONFIDENCE_THRESHOLD):
+            name, conf = cands[0]
+            ranking = ((name, conf), *((n, c) for n, c in parse.ranking if n != name))
+            parse = replace(parse, intent=name, confidence=conf, ranking=ranking, source="clause")
+        other = next(((i, c) for i, c in cands if i != parse.intent), None)
+        return replace(parse, secondary=other) if other else parse
 
     def _decide(self, text: str, probs: np.ndarray, context: ClassifyContext | None) -> Parse:
         entities = extract(text, context.now if context else None, products=self.products)

@@ -5,6 +5,8 @@
 - `amount`: int yuan (float when there are jiao: 九块九 → 9.9): 两百九十九 → 299, 299元.
 - `digits`: digit strings read one by one: 幺三五七 → "1357", order numbers, phone tails.
 - `product`: canonical product name from the lookup table (scripts_zh/nlu/lookups.yml).
+- `goal`: what the customer says they will do now: `add_wecom` (我加一下企业微信, 我现在就加)
+  or `pay` (我这就去付, 把尾款交了); never for what is already done (加过了, 付了定金).
 Numerals go through cn2an; digit strings are mapped per character so leading zeros survive.
 """
 
@@ -314,6 +316,27 @@ def _default_products() -> ProductTable:
     return product_table(Path(scripts_zh.__file__).parent / "nlu")
 
 
+_GOALS = (
+    ("add_wecom", re.compile(r"(?<!已经)(?<!没)(?:加|添加|扫)(?:一下|下|个)?(?:你们?的?)?"
+                             r"(?:企业微信|企微|微信|威信|好友|客服)"
+                             r"|(?:现在|马上|这就|立刻|等下|待会儿?|一会儿?|回头|晚点)就?去?(?:加|添加|扫)(?![过了])")),
+    ("pay", re.compile(r"(?<!已经)(?:付|交|支付|补)(?:一下|下|上)?(?:定金|尾款|钱|款)"
+                       r"|(?:现在|马上|这就|立刻|今天|今晚|明天|一会儿?|待会儿?)就?去?(?:付|交|支付|下单)(?![过了])")),
+)
+
+
+def _goals(text: str) -> list[Entity]:
+    norm = text.replace(" ", "")
+    out = []
+    for value, pattern in _GOALS:
+        m = pattern.search(norm)
+        if m and norm == text:  # spans only when they point into the original text
+            out.append(Entity("goal", value, m.start(), m.end(), EXTRACTOR, m.group()))
+        elif m:
+            out.append(Entity("goal", value, 0, len(text), EXTRACTOR, text))
+    return out
+
+
 def extract(text: str, now: datetime | None = None, *, products: ProductTable | None = None
             ) -> tuple[Entity, ...]:
     """All entities in `text`, spans on the original text, values normalised (see module doc)."""
@@ -326,6 +349,7 @@ def extract(text: str, now: datetime | None = None, *, products: ProductTable | 
         taken += [(e.start, e.end) for e in new]
     table = products if products is not None else _default_products()
     found += table.find(text, taken)
+    found += _goals(text)
     return tuple(sorted(found, key=lambda e: e.start))
 
 

@@ -1,4 +1,9 @@
-"""Char n-gram TF-IDF + linear SVM: the fast second opinion in the ensemble.
+"""Char n-gram + pinyin n-gram TF-IDF + linear SVM: the fast second opinion in the ensemble.
+
+Telephone ASR mostly errs by sound (尾款→伟款, 删→山, 过敏→过明), so besides character 1–3-grams
+every utterance also contributes toneless "fuzzy" pinyin syllable 1–2-grams (zh/z, ch/c, sh/s,
+n/l, -ng/-n merged, as Mandarin speakers and recognisers confuse them): a homophone the training
+data never saw still lands on the same features.
 
 Trained with scikit-learn; saved as plain arrays (ngram.npz + ngram_vocab.json) and scored with
 numpy, so loading the classifier never imports scikit-learn.
@@ -8,9 +13,11 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -18,14 +25,45 @@ import numpy as np
 from nlu.text import normalize
 
 NGRAM_RANGE = (1, 3)
+PINYIN_RANGE = (1, 2)
+_HAN = re.compile(r"[\u4e00-\u9fff]")
+_INITIALS = (("zh", "z"), ("ch", "c"), ("sh", "s"), ("n", "l"))
+_FINALS = (("ing", "in"), ("eng", "en"), ("ang", "an"))
+
+
+def fuzzy_syllable(syllable: str) -> str:
+    """Merge the initials and finals that speakers and recognisers confuse (shi → si, ming → min)."""
+    for a, b in _INITIALS:
+        if syllable.startswith(a):
+            syllable = b + syllable[len(a):]
+            break
+    for a, b in _FINALS:
+        if syllable.endswith(a):
+            return syllable[:-len(a)] + b
+    return syllable
+
+
+@lru_cache(maxsize=65536)
+def _pinyin(char: str) -> str:
+    from pypinyin import Style, lazy_pinyin
+
+    return fuzzy_syllable(lazy_pinyin(char, style=Style.NORMAL)[0])
+
+
+def pinyin_ngrams(norm: str) -> list[str]:
+    """Fuzzy-pinyin syllable 1–2-grams (prefixed '|') of the Chinese characters in `norm`."""
+    syl = [_pinyin(c) for c in norm if _HAN.match(c)]
+    lo, hi = PINYIN_RANGE
+    return ["|" + "_".join(syl[i:i + n]) for n in range(lo, hi + 1) for i in range(len(syl) - n + 1)]
 
 
 def char_ngrams(text: str) -> list[str]:
-    """Character 1–3-grams of the normalised text with ^/$ boundary marks."""
-    s = "^" + normalize(text) + "$"
+    """Character 1–3-grams of the normalised text with ^/$ boundary marks, plus pinyin n-grams."""
+    norm = normalize(text)
+    s = "^" + norm + "$"
     lo, hi = NGRAM_RANGE
     grams = [s[i:i + n] for n in range(lo, hi + 1) for i in range(len(s) - n + 1)]
-    return [g for g in grams if g not in ("^", "$")]
+    return [g for g in grams if g not in ("^", "$")] + pinyin_ngrams(norm)
 
 
 @dataclass(frozen=True)

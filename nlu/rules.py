@@ -57,6 +57,24 @@ class RuleSet:
                 return RuleHit(rule.intent, rule.name, rule.pattern.pattern, m.group())
         return None
 
+    def match_all(self, text: str) -> list[RuleHit]:
+        """The first hit of every intent whose untagged rules match (file order), guards applied.
+        Tagged rules (`rule_opt_out__report`: any 投诉) are catch-alls for when nothing more
+        specific matched, so they never add a second intent (我要投诉质量 is not an opt-out)."""
+        norm = normalize(text)
+        hits: dict[str, RuleHit] = {}
+        if not norm:
+            return []
+        for rule in self.rules:
+            if "__" in rule.name or rule.intent in hits:
+                continue
+            if any(g.search(norm) for g in self.guards.get(rule.intent, ())):
+                continue
+            m = rule.pattern.search(norm)
+            if m:
+                hits[rule.intent] = RuleHit(rule.intent, rule.name, rule.pattern.pattern, m.group())
+        return list(hits.values())
+
 
 def _intent_of(name: str, prefix: str, origin: str) -> str:
     intent = name[len(prefix):].split("__", 1)[0]

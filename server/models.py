@@ -83,11 +83,15 @@ class StartCallIn(_In):
 
 class EventIn(_In):
     seq: Annotated[int, Field(ge=0, le=2**53)]
-    type: Literal["speech", "dtmf", "silence", "playback_done", "hangup"]
+    type: Literal["speech", "dtmf", "silence", "playback_done", "hangup", "unreachable"]
     text: Text | None = None
     confidence: Annotated[float, Field(ge=0.0, le=1.0)] | None = None
     digits: Annotated[str, Field(min_length=1, max_length=32, pattern=r"^[0-9*#A-Da-d]+$")] | None = None
     barged_in: bool = False
+    # "unreachable": the gateway heard a carrier announcement / voicemail / screening, or the
+    # call failed (SIP cause); the call ends at once with outcome `unreachable` and this tag.
+    reason: Literal["powered_off", "invalid_number", "suspended", "busy", "no_answer", "voicemail",
+                    "call_screening"] | None = None
 
     def to_event(self) -> CustomerEvent:
         kind = EventKind(self.type)
@@ -95,8 +99,12 @@ class EventIn(_In):
             from server.errors import Unprocessable
 
             raise Unprocessable("digits: required for a dtmf event")
+        if kind is EventKind.UNREACHABLE and not self.reason:
+            from server.errors import Unprocessable
+
+            raise Unprocessable("reason: required for an unreachable event")
         return CustomerEvent(kind, text=self.text, confidence=self.confidence, digits=self.digits,
-                             barged_in=self.barged_in)
+                             barged_in=self.barged_in, reason=self.reason)
 
 
 class ParseIn(_In):
@@ -190,6 +198,15 @@ class Health(BaseModel):
     detail: str = ""
 
 
+class Ready(BaseModel):
+    status: Literal["ready", "not_ready"]
+    sessions: str
+    outbox_backlog: int = Field(description="Store writes queued while the database was unreachable "
+                                "(drained in the background within seconds of its return)")
+    outbox_parked: int = Field(description="Queued writes the database rejected for their content")
+    detail: str = ""
+
+
 class ReloadOut(BaseModel):
     tracks: list[str]
     generation: int
@@ -205,7 +222,7 @@ def check_json_depth(raw: bytes, limit: int = MAX_JSON_DEPTH) -> None:
     import numpy as np
 
     steps = np.frombuffer(_STRINGS.sub(b"", raw).translate(_DEPTH_STEP, _NOT_BRACKETS), dtype=np.int8)
-    if steps.size and int(np.cumsum(steps.astype(np.int32) - 1).max()) > limit:
+    if steps.size and int(np.cumsum(steps, dtype=np.int32).max()) > limit:
         from server.errors import BadRequest
 
         raise BadRequest(f"body is not valid JSON: nested deeper than {limit} levels", code="invalid_json")
@@ -213,7 +230,7 @@ def check_json_depth(raw: bytes, limit: int = MAX_JSON_DEPTH) -> None:
 
 _STRINGS = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
 _NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
-_DEPTH_STEP = bytes.maketrans(b"[]{}", b"\x02\x00\x02\x00")  # minus one: +1 opens, -1 closes
+_DEPTH_STEP = bytes.maketrans(b"[]{}", b"\x01\xff\x01\xff")  # as int8: +1 opens, -1 closes
 
 
 def parse(model: type[M], raw: bytes) -> M:

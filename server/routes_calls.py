@@ -91,8 +91,13 @@ async def audio_turn(c: ServerContext, call_id: str, raw: bytes, *, seq: int | N
     started = time.perf_counter()
 
     def prepare(state: SessionState) -> CustomerEvent:
+        from asr.carrier import screen_recording
+
         result = rec_.transcribe(audio.pcm, hints_for(c, state))
         c.metrics.asr_latency.observe(time.perf_counter() - started)
+        line = screen_recording(audio.pcm, result.text, state.user_turns == 0)
+        if line is not None:  # ring-back / music where the customer should be
+            return CustomerEvent(EventKind.UNREACHABLE, reason=line)
         return CustomerEvent(EventKind.SPEECH, text=result.text, confidence=result.confidence)
 
     return await c.calls.event(call_id, seq, CustomerEvent(EventKind.SPEECH), prepare=prepare, t0=t0)

@@ -6,8 +6,9 @@ any /v1/calls request, over an empty body) with `?encoding=pcm16|ulaw|alaw&rate=
 - text frames (JSON control): {"type": "playback_done" | "silence" | "hangup"} or
   {"type": "dtmf", "digits": "1"} — the other events of the contract.
 It receives JSON text frames:
-- {"type": "speech_start" | "barge_in" | "partial" | "final", "time_s", ...} from the ASR
-  (asr.streaming.StreamingSession); `barge_in` means "stop the clip now";
+- {"type": "speech_start" | "barge_in" | "partial" | "final" | "line_signal", "time_s", ...} from
+  the ASR (asr.streaming.StreamingSession); `barge_in` means "stop the clip now"; `line_signal`
+  (ring-back or 彩铃 music in the first seconds) ends the call as unreachable/no_answer;
 - {"type": "reply", "seq", "actions": [...], "ended": bool} — the answer to a final transcript
   or a control event (the same bodies as POST …/events, under the same per-call rules);
 - {"type": "error", "detail"} before the server closes on bad input.
@@ -69,6 +70,9 @@ class _Leg:
             await self.send(ev.to_json())
             if ev.type == "barge_in":
                 self.barged = True
+            elif ev.type == "line_signal":  # ring-back / music where the customer should be
+                if not await self.turn(CustomerEvent(EventKind.UNREACHABLE, reason=ev.text)):
+                    return False
             elif ev.type == "final":
                 barged, self.barged = self.barged, False
                 if not ev.text.strip():
@@ -115,8 +119,9 @@ def register(app: FastAPI) -> None:
             return
         try:
             rate = int(rate_text)
+            state = SessionState.from_dict(rec.state)
             session = StreamingSession(await recognizer(c), input_rate=rate, encoding=encoding,
-                                       hints=hints_for(c, SessionState.from_dict(rec.state)))
+                                       hints=hints_for(c, state), screen_s=6.0 if state.user_turns == 0 else 0.0)
         except (ValueError, AsrError) as exc:
             await websocket.send_text(json.dumps({"type": "error", "detail": str(exc)}, ensure_ascii=False))
             await websocket.close(code=1003)

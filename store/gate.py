@@ -1,6 +1,7 @@
 """Compliance gate rules that need no database: calling window, timezones, cap windows.
 
-Reason codes are the contract's: do_not_contact, outside_calling_window, frequency_cap.
+Reason codes are the contract's: do_not_contact, outside_calling_window, frequency_cap, and from
+what an unreachable call found: invalid_number (never again), powered_off (not again today).
 """
 
 from __future__ import annotations
@@ -14,7 +15,12 @@ from store.errors import StoreError
 DO_NOT_CONTACT = "do_not_contact"
 OUTSIDE_CALLING_WINDOW = "outside_calling_window"
 FREQUENCY_CAP = "frequency_cap"
-REASONS = (DO_NOT_CONTACT, OUTSIDE_CALLING_WINDOW, FREQUENCY_CAP)
+# What an unreachable call taught us about the number (the reason tags of `unreachable`):
+# an empty number (空号) is never called again; a phone that was off is retried from tomorrow.
+INVALID_NUMBER = "invalid_number"
+POWERED_OFF = "powered_off"
+REASONS = (DO_NOT_CONTACT, OUTSIDE_CALLING_WINDOW, FREQUENCY_CAP, INVALID_NUMBER, POWERED_OFF)
+LINE_CHANNELS = frozenset({"call", "sms"})  # an empty number takes no SMS either
 
 # Channels the gate judges. Inbound chat (the customer wrote first) is never refused.
 GATED_CHANNELS = frozenset({"call", "sms", "wecom"})
@@ -72,3 +78,16 @@ class Caps:
 
     def exceeded(self, last_24h: int, last_7d: int) -> bool:
         return last_24h >= self.per_day or last_7d >= self.per_week
+
+
+def line_reason(channel: str, at_local: datetime, invalid_since: datetime | None,
+                powered_off_at: datetime | None, tz: tzinfo) -> str | None:
+    """invalid_number when the number was found empty (calls and SMS, forever); powered_off when
+    a call found the phone off earlier the same local day (calls only)."""
+    if channel not in LINE_CHANNELS:
+        return None
+    if invalid_since is not None:
+        return INVALID_NUMBER
+    if channel == "call" and powered_off_at is not None and powered_off_at.astimezone(tz).date() == at_local.date():
+        return POWERED_OFF
+    return None

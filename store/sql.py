@@ -25,9 +25,12 @@ from store.gate import (
     DO_NOT_CONTACT,
     FREQUENCY_CAP,
     GATED_CHANNELS,
+    INVALID_NUMBER,
     OUTSIDE_CALLING_WINDOW,
+    POWERED_OFF,
     CallingWindow,
     Caps,
+    line_reason,
     zone,
 )
 from store.group_commit import GroupCommit
@@ -236,6 +239,14 @@ class SqlStore(DurableWrites):
         tz = zone(tz_name, "customer timezone") if tz_name else self.tz
         if not self.window.allows(at.astimezone(tz)):
             return OUTSIDE_CALLING_WINDOW
+        g = t.tags.c
+        seen = dict(conn.execute(
+            sa.select(g.tag, sa.func.max(g.at)).where(g.customer_id == customer_id, g.tag.in_((INVALID_NUMBER, POWERED_OFF)))
+            .group_by(g.tag)).tuples().all())
+        line = line_reason(channel, at.astimezone(tz), seen.get(INVALID_NUMBER),
+                           as_aware(seen[POWERED_OFF], UTC) if seen.get(POWERED_OFF) else None, tz)
+        if line is not None:
+            return line
         day, week = self.caps.windows(at)
         a = t.contact_attempts.c
         same = [a.conversation_id != conversation_id] if conversation_id else []

@@ -23,6 +23,7 @@ _COMMAND_MODULES = (
     "huashu.cli.tracks",  # test-stories, graph
     "huashu.cli.nlu",  # nlu train | classify | evaluate
     "huashu.cli.store",  # customers import, segments, campaign
+    "huashu.cli.campaign",  # campaign start|pause|resume|stop|status|simulate, worker
     "huashu.cli.serve",  # serve, gateway-sim
     "huashu.cli.asr",  # transcribe
     "huashu.cli.wecom",  # report

@@ -42,6 +42,8 @@ def serve(
         os.environ["HUASHU_INSECURE_DEV"] = "1"
     settings = Settings()
     _check_credentials(settings)
+    # Campaigns run inside the server unless workers on a broker run them (HUASHU_BROKER_URL).
+    os.environ.setdefault("HUASHU_CAMPAIGN_EMBEDDED", "1")
     if workers > 1 and not settings.redis_url:
         err.print("[red]--workers > 1 needs HUASHU_REDIS_URL: calls must be visible to every worker "
                   "(in-process sessions live in one process).[/]")
@@ -127,9 +129,22 @@ def gateway_sim(
     customer_id: Annotated[str | None, typer.Option(
         "--customer-id", help="customer of a single call (default: a new test customer)")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="one JSON object per call")] = False,
+    serve_mode: Annotated[bool, typer.Option(
+        "--serve", help="be a gateway: accept originate requests (campaign calls) and play simulated customers")]
+    = False,
+    port: Annotated[int, typer.Option("--port", help="with --serve: the port to listen on")] = 8090,
+    seed: Annotated[int, typer.Option("--seed", help="with --serve: simulated customer behaviour seed")] = 0,
 ) -> None:
-    """Play the telephony gateway against a running server: N concurrent scripted calls."""
+    """Play the telephony gateway against a running server: N concurrent scripted calls; with
+    --serve, a gateway that places the campaign runner's calls to simulated customers."""
     from server.gateway_sim import SimConfig, Turn, load_turns, run_load
+
+    if serve_mode:
+        from huashu.cli.campaign import gateway_serve
+
+        key = secret if secret is not None else (Settings().gateway_secrets or [""])[0]
+        gateway_serve(url.rstrip("/"), key, port, seed)
+        return
 
     for p in [*(audio or []), *([script] if script else [])]:
         if not p.is_file():

@@ -89,10 +89,18 @@ def customers_import(file: Annotated[Path, typer.Argument(help="CSV with a heade
         raise _fail(f"{len(exc.problems)} bad row(s) in {file}; nothing imported") from None
     except StoreError as exc:
         raise _fail(str(exc)) from None
+    from campaign.events import import_events, paid_state
+    from campaign.service import build_runner
+    from campaign.settings import CampaignSettings
+
     with _store(settings) as st, _progress() as bar:
+        before = paid_state(st, [r.customer_id for r in records])
         task = bar.add_task("importing", total=len(records))
         n = st.upsert_customers(records, progress=lambda k: bar.advance(task, k))
-    out.print(f"imported {n} customer(s) from {file}")
+        # Payments the import reveals are shop events: they start triggered campaign steps.
+        events = import_events(build_runner(st, CampaignSettings(), pacing=False), before, records,
+                               datetime.now(st.tz))
+    out.print(f"imported {n} customer(s) from {file}" + (f"; {events} payment event(s)" if events else ""))
 
 
 @customers_app.command("demo")

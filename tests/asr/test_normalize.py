@@ -80,3 +80,15 @@ def test_cer() -> None:
     assert edit_distance("好的谢谢", "好谢谢了") == 2
     assert corpus_cer([("好的", "好的"), ("不需要", "不要")]) == pytest.approx(1 / 5)
     assert corpus_cer([("好的", "")]) == 1.0
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("我在开车，晚点再说吧。我在开车晚点在说吧", "我在开车晚点再说吧"),  # said (or decoded) twice
+    ("喂？ 喂？你好", "喂？ 喂？你好"),  # too short to judge
+    ("明天下午三点，后天下午三点", "明天下午三点，后天下午三点"),  # a correction is not a repeat
+    ("好的，我现在就去付尾款", "好的，我现在就去付尾款"),
+])
+def test_collapse_repeat(text: str, expected: str) -> None:
+    from asr.normalize import collapse_repeat
+
+    assert collapse_repeat(text) == expected

@@ -172,3 +172,97 @@ def test_busy_without_a_time_asks_for_one(engine: DialogueEngine) -> None:
 
     asked = call("我现在在忙")
     assert asked.node == "ask_callback" and "callback_time" not in asked.slots
+
+
+def _speech(text: str, intent: str, secondary: tuple[str, float] | None = None,
+            entities: tuple[Entity, ...] = ()) -> Turn:
+    return Turn(EventKind.SPEECH, intent, 0.95, Parse(text, intent, 0.95, entities=entities, secondary=secondary))
+
+
+def _at(track_id: str, node: str, **kw: object) -> tuple[policy.Track, SessionState]:
+    track = load_bundle(SCRIPTS).tracks[track_id]
+    return track, SessionState("c", track.id, "u", node, AT.isoformat()).with_(**kw)
+
+
+@pytest.mark.parametrize(("last", "outcome", "grade"), [("busy", "call_back_later", "C"),
+                                                         ("deny", "not_interested", "D"),
+                                                         ("ask_detail", "completed", "B")])
+def test_hangup_reads_the_last_intent(last: str, outcome: str, grade: str) -> None:
+    track, state = _at("presale_deposit", "opening", user_turns=1, last_intent=last,
+                       tags=("price_sensitive",) if last == "ask_detail" else ())
+    decision = policy.decide(track, state, Turn(EventKind.HANGUP))
+    assert (decision.state.outcome, decision.state.grade, decision.state.ended_by) == (outcome, grade, "customer")
+
+
+def test_agreement_plus_question_answers_then_keeps_the_agreement() -> None:
+    track, state = _at("presale_deposit", "opening")
+    for turn in (_speech("可以，那运费谁出？", "ask_logistics", ("affirm", 0.9)),
+                 _speech("可以，那运费谁出？", "affirm", ("ask_logistics", 0.9))):
+        decision = policy.decide(track, state, turn)
+        assert decision.clips == ("pd_logistics", "pd_send_link")
+        assert decision.state.outcome == "high_intent" and decision.terminal == "hangup"
+        assert "answer_logistics" in decision.state.path
+
+
+def test_weak_secondary_is_ignored() -> None:
+    track, state = _at("presale_deposit", "opening")
+    decision = policy.decide(track, state, _speech("可以运费", "affirm", ("ask_logistics", 0.3)))
+    assert decision.clips == ("pd_send_link",)
+
+
+def test_opt_out_with_a_complaint_records_both_and_honours_the_opt_out() -> None:
+    track, state = _at("wecom_add_gift", "opening")
+    for turn in (_speech("我要投诉你们泄露我信息", "complaint", ("opt_out", 1.0)),
+                 _speech("我要投诉你们泄露我信息", "opt_out", ("complaint", 1.0))):
+        decision = policy.decide(track, state, turn)
+        assert decision.custom_actions == ("action_mark_do_not_contact",)
+        assert "bye_opt_out" in decision.clips and "complaint_ack" not in decision.clips
+        decision = policy.resume(track, decision.state)
+        assert decision.state.outcome == "do_not_contact" and decision.ended
+        assert {"do_not_contact", "complaint"} <= set(decision.state.tags)
+
+
+def test_opt_out_next_to_a_question_answers_nothing() -> None:
+    track, state = _at("presale_deposit", "opening")
+    decision = policy.decide(track, state, _speech("多少钱都不买，别打了", "ask_price", ("opt_out", 1.0)))
+    assert decision.custom_actions == ("action_mark_do_not_contact",) and "pd_price" not in decision.clips
+
+
+def test_goal_in_a_yes_after_the_robot_offer_goes_back_to_the_goal() -> None:
+    track, state = _at("wecom_add_gift", "answer_robot", return_node="opening")
+    goal = (Entity("goal", "add_wecom", 5, 11, "test"),)
+    decision = policy.decide(track, state, _speech("嗯，那我加一下企业微信吧", "affirm", entities=goal))
+    assert decision.state.node == "how_to_add" and decision.terminal == "listen"
+    assert "high_intent" in decision.state.tags and "transferred" not in decision.state.tags
+    bare = policy.decide(track, state, _speech("嗯好", "affirm"))
+    assert bare.state.node == "transfer_human" and bare.terminal == "transfer"
+
+
+def test_goal_is_ignored_where_the_node_handles_it() -> None:
+    track, state = _at("wecom_add_gift", "how_to_add")
+    goal = (Entity("goal", "add_wecom", 3, 7, "test"),)
+    decision = policy.decide(track, state, _speech("好的，我现在就加", "affirm", entities=goal))
+    assert decision.state.node == "close_confirm"
+
+
+@pytest.mark.parametrize(("first", "reason"), [
+    ("您拨打的电话已关机", "powered_off"), ("您拨打的电话是空号，请查证后再拨", "invalid_number"),
+    ("您好，机主现在不方便接听，请问您有什么事？", "call_screening"), ("请在提示音后留言", "voicemail"),
+])
+def test_a_machine_on_the_line_ends_the_call_at_once_as_unreachable(engine: DialogueEngine, first: str,
+                                                                    reason: str) -> None:
+    state, _ = engine.start("c-unreach", "u1", "wecom_add_gift", at=AT)
+    state, reply = engine.step(state, CustomerEvent(EventKind.SPEECH, text=first), AT)
+    assert state.ended and (state.outcome, state.grade, state.ended_by) == ("unreachable", "E", "bot")
+    assert reason in state.tags and "unreachable" in state.tags
+    assert reply.utterances == () and [a.type for a in reply.actions] == ["hangup"]  # no pitch
+    assert state.turns[-1]["user"] == first
+
+
+def test_the_gateway_reports_unreachable_and_later_words_are_the_customer_s(engine: DialogueEngine) -> None:
+    state, _ = engine.start("c-gw", "u1", "wecom_add_gift", at=AT)
+    state, _ = engine.step(state, CustomerEvent(EventKind.UNREACHABLE, reason="busy"), AT)
+    assert (state.outcome, "busy" in state.tags) == ("unreachable", True)
+    # after the customer has spoken, the same words are the customer's, not an announcement
+    state = run(engine, "喂", "我正在通话中，晚点打吧")
+    assert state.outcome != "unreachable"

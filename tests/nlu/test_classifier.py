@@ -12,10 +12,10 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pytest
 
-from core.parse import ClassifyContext, IntentClassifier
+from core.parse import ClassifyContext, IntentClassifier, Parse
 from core.settings import Settings
 from nlu import CONFIDENCE_THRESHOLD, NluModelError, load_classifier
-from nlu.classifier import HuashuClassifier, classifier_from_dir, ensure_model, model_status
+from nlu.classifier import HuashuClassifier, classifier_from_dir, clauses, ensure_model, model_status
 from nlu.data import data_hash
 from nlu.train import train_model
 
@@ -149,3 +149,29 @@ def test_traced_transformer_matches_the_eager_model(tiny: HuashuClassifier) -> N
     np.testing.assert_allclose(bert.logits(texts), eager.logits(texts), atol=1e-5)
     for t in texts:
         np.testing.assert_allclose(bert.logits([t]), eager.logits([t]), atol=1e-5)
+
+
+@pytest.mark.parametrize(("text", "parts"), [
+    ("可以，那运费谁出？", ["可以", "那运费谁出"]),
+    ("可以那运费谁出", ["可以", "运费谁出"]),  # no punctuation: a leading yes/no word splits
+    ("好的那多久能到", ["好的", "多久能到"]),
+    ("喂，你好，哪位？", ["喂", "你好", "哪位"]),
+    ("好的", []), ("好的谢谢", []), ("不用了吧", []), ("可以的呀", []),
+])
+def test_clauses(text: str, parts: list[str]) -> None:
+    assert clauses(text) == parts
+
+
+def test_secondary_intent_is_an_addition_to_the_rasa_shape() -> None:
+    plain = Parse("好的", "affirm", 0.9).to_rasa()
+    assert "secondary_intent" not in plain
+    both = Parse("可以，那运费谁出？", "affirm", 0.9, secondary=("ask_logistics", 0.8)).to_rasa()
+    assert both["secondary_intent"] == {"name": "ask_logistics", "confidence": 0.8}
+    assert {k: v for k, v in both.items() if k != "secondary_intent"} == {**plain, "text": both["text"]}
+
+
+def test_rules_give_the_second_intent_but_catch_alls_do_not(tiny: HuashuClassifier) -> None:
+    both = tiny.classify("我要投诉你们泄露我信息")
+    assert {both.intent, both.secondary[0] if both.secondary else None} == {"opt_out", "complaint"}
+    quality = tiny.classify("质量太差了，我要投诉")
+    assert quality.intent == "complaint" and quality.secondary is None  # 投诉 alone is no opt-out

@@ -89,3 +89,21 @@ def test_every_annotated_training_example_is_found() -> None:
             if not any(e.entity == ann.entity and e.start < ann.end and ann.start < e.end for e in found):
                 missed.append((ex.text, ann.entity, ex.text[ann.start:ann.end]))
     assert missed == []
+
+
+@pytest.mark.parametrize(("text", "goal"), [
+    ("嗯，那我加一下企业微信吧", "add_wecom"), ("好的，我现在就加", "add_wecom"), ("我等下就加", "add_wecom"),
+    ("好的我这就去付", "pay"), ("行，我去付一下尾款", "pay"),
+    ("我加过了", None), ("我已经加微信了", None), ("已经付定金了", None), ("付了定金", None), ("好的", None),
+])
+def test_goal(text: str, goal: str | None) -> None:
+    found = [e.value for e in extract(text) if e.entity == "goal"]
+    assert found == ([goal] if goal else [])
+
+
+def test_pinyin_grams_make_homophones_share_features() -> None:
+    from nlu.ngram import char_ngrams, fuzzy_syllable
+
+    assert fuzzy_syllable("shi") == "si" and fuzzy_syllable("ming") == "min" and fuzzy_syllable("nan") == "lan"
+    clean, heard = set(char_ngrams("尾款什么时候付")), set(char_ngrams("伟款啥时候富"))
+    assert {"|wei_kuan", "|si_hou", "|hou_fu"} <= clean & heard

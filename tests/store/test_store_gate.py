@@ -138,3 +138,20 @@ def test_open_contact_creates_an_unknown_customer_then_gates_it(known: SqlStore)
     found, reason = known.open_contact("stranger", at(1, 23))
     assert reason == "outside_calling_window" and found.is_test
     assert known.get_customer("stranger") is not None
+
+
+def test_an_empty_number_is_never_called_again_and_a_phone_that_was_off_is_retried_tomorrow(known: SqlStore) -> None:
+    from .factories import result
+
+    known.write_result(result("call-empty", "c1", "unreachable", ("invalid_number",), ended_at=at(1, 10)))
+    known.write_result(result("call-off", "c2", "unreachable", ("powered_off",), ended_at=at(1, 10)))
+    # the store keeps the reason with the outcome
+    profile = known.customer_profile("c1")
+    assert profile is not None and {"unreachable", "invalid_number"} <= set(profile["tags"])
+    assert known.check_contact("c1", at(1, 15)) == "invalid_number"
+    assert known.check_contact("c1", at(20, 15)) == "invalid_number"  # forever
+    assert known.check_contact("c1", at(20, 15), "sms") == "invalid_number"  # no SMS to an empty number
+    assert known.check_contact("c1", at(20, 15), "wecom") is None  # WeCom does not use the number
+    assert known.check_contact("c2", at(1, 15)) == "powered_off"  # not again today…
+    assert known.check_contact("c2", at(2, 10)) is None  # …but tomorrow
+    assert known.check_contact("c2", at(1, 15), "sms") is None

@@ -1,0 +1,164 @@
+"""Dispatch on Dramatiq: the queue carries touch ids, the actor runs `Runner.execute`.
+
+Brokers: `redis://…` (RedisBroker), `amqp://…` (RabbitmqBroker), empty: an in-process StubBroker
+with worker threads (the embedded default of `huashu serve`). The broker only moves ids; the
+store decides (claims), so a lost or duplicated message costs nothing: the scheduler re-enqueues
+every due touch that is not done, and a second delivery finds the touch already claimed.
+
+Pacing uses Dramatiq's rate limiters on a Redis backend (in-process backend without Redis):
+calls per second per campaign and SMS per second per campaign; concurrent calls per trunk are
+counted from the store (calls placed and not finished).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import dramatiq
+import sqlalchemy as sa
+from dramatiq.brokers.stub import StubBroker
+from dramatiq.rate_limits import BucketRateLimiter, RateLimiter
+from dramatiq.rate_limits.backend import RateLimiterBackend
+from dramatiq.rate_limits.backends import StubBackend
+
+from campaign import tables as ct
+from campaign.repo import Touch
+from campaign.runner import Paced, Runner
+from campaign.spec import RunCampaign
+from store.errors import StoreError
+
+log = logging.getLogger("huashu.campaign")
+QUEUE = "huashu_campaign"
+ACTOR = "huashu_execute_touch"
+
+
+def make_broker(url: str, namespace: str = "huashu") -> dramatiq.Broker:
+    """A broker for HUASHU_BROKER_URL (empty: in-process)."""
+    if not url:
+        return StubBroker()
+    if url.startswith(("redis://", "rediss://", "unix://")):
+        from dramatiq.brokers.redis import RedisBroker
+
+        return RedisBroker(url=url, namespace=namespace.rstrip(":") or "huashu")
+    if url.startswith(("amqp://", "amqps://")):
+        from dramatiq.brokers.rabbitmq import RabbitmqBroker
+
+        return RabbitmqBroker(url=url, confirm_delivery=True)
+    raise StoreError(f"HUASHU_BROKER_URL must be redis://… or amqp://… (or empty: in-process), got {url!r}")
+
+
+def make_limiter_backend(redis_url: str) -> RateLimiterBackend:
+    if redis_url:
+        from dramatiq.rate_limits.backends import RedisBackend
+
+        return RedisBackend(url=redis_url)
+    return StubBackend()
+
+
+@dataclass
+class Pacer:
+    """Checked by the runner right before it sends; raises Paced when a limit is full."""
+
+    backend: RateLimiterBackend
+    in_flight: Callable[[str], int]  # calls of a campaign placed and not finished (from the store)
+    prefix: str = "huashu:"
+    _limiters: dict[tuple[str, str], RateLimiter] = field(default_factory=dict)
+
+    def _limiter(self, kind: str, key: str, make: Callable[[], RateLimiter]) -> RateLimiter:
+        if (kind, key) not in self._limiters:
+            self._limiters[(kind, key)] = make()
+        return self._limiters[(kind, key)]
+
+    def __call__(self, touch: Touch, camp: RunCampaign) -> None:
+        pacing = camp.file.pacing
+        if touch.channel == "wecom":
+            return
+        per_s = pacing.calls_per_second if touch.channel == "call" else pacing.sms_per_second
+        bucket_ms = 1000 if per_s >= 1 else int(1000 / per_s)
+        limit = max(1, int(per_s)) if per_s >= 1 else 1
+        rate = self._limiter(touch.channel, camp.name, lambda: BucketRateLimiter(
+            self.backend, f"{self.prefix}rate:{touch.channel}:{camp.name}", limit=limit, bucket=bucket_ms))
+        with rate.acquire(raise_on_failure=False) as ok:
+            if not ok:
+                raise Paced(bucket_ms / 1000)
+        if touch.channel != "call":
+            return
+        # Concurrent calls per trunk are counted in the store (a call lasts minutes, longer than any
+        # lock a worker could hold); concurrent placers may overshoot by one call each.
+        if self.in_flight(camp.name) >= pacing.trunk_concurrency:
+            raise Paced(1.0)
+
+
+def calls_in_flight(runner: Runner) -> Callable[[str], int]:
+    c = ct.touches.c
+
+    def count(campaign: str) -> int:
+        return int(runner.store._tx(lambda conn: conn.execute(sa.select(sa.func.count()).where(
+            c.campaign == campaign, c.channel == "call", c.state.in_(("sending", "waiting")))).scalar()) or 0)
+    return count
+
+
+def declare(broker: dramatiq.Broker, runner: Callable[[], Runner]) -> dramatiq.Actor[Any, Any]:
+    """The touch actor on `broker` (one per broker; the runner is looked up per message)."""
+    def execute_touch(touch_id: int) -> None:
+        r = runner()
+        try:
+            what = r.execute(int(touch_id))
+        except Paced as exc:
+            actor.send_with_options(args=(touch_id,), delay=int(exc.delay_s * 1000))
+            what = "paced"
+        log.debug("touch %s: %s", touch_id, what)
+
+    actor: dramatiq.Actor[Any, Any] = dramatiq.actor(
+        broker=broker, actor_name=ACTOR, queue_name=QUEUE, max_retries=3, min_backoff=1000,
+        time_limit=120_000)(execute_touch)
+    return actor
+
+
+class Scheduler:
+    """The beat: every `interval_s`, `Runner.tick` and enqueue each due touch id (again only once
+    its previous message had time to run: a lost message is re-sent, not lost)."""
+
+    def __init__(self, runner: Runner, actor: dramatiq.Actor[Any, Any], interval_s: float = 2.0,
+                 resend_after_s: float = 60.0) -> None:
+        self.runner = runner
+        self.actor = actor
+        self.interval_s = interval_s
+        self.resend_after_s = resend_after_s
+        self._sent: dict[int, float] = {}
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def beat(self) -> int:
+        """One tick; returns how many ids were enqueued."""
+        ids = self.runner.tick()
+        mono = time.monotonic()
+        fresh = [i for i in ids if mono - self._sent.get(i, -1e9) >= self.resend_after_s]
+        for touch_id in fresh:
+            self.actor.send(touch_id)
+            self._sent[touch_id] = mono
+        if len(self._sent) > 200_000:
+            self._sent = {k: v for k, v in self._sent.items() if mono - v < self.resend_after_s}
+        return len(fresh)
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.beat()
+            except Exception:  # the database is down, say: log, keep beating
+                log.exception("campaign scheduler tick failed")
+            self._stop.wait(self.interval_s)
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name="huashu-campaign-scheduler", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)

@@ -1,0 +1,36 @@
+"""Who of some customers still belongs to a step at an instant: the crowd and the step's `when`,
+evaluated from the store at that moment (a customer who paid since planning drops out)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+import sqlalchemy as sa
+
+from store import schema as t
+from store.segment_sql import Compiler
+from store.segments import Segment, Where
+
+if TYPE_CHECKING:
+    from store.sql import SqlStore
+
+C = t.customers.c
+
+
+def still_in(store: SqlStore, crowd: Segment, when: Where, customer_ids: Iterable[str], at: datetime) -> set[str]:
+    ids = sorted(set(customer_ids))
+    comp = Compiler(at, store.tz, crowd.rfm)
+    conds = [comp.where(crowd.where), comp.where(when)]
+    if not crowd.include_test:
+        conds.append(C.is_test == sa.false())
+    out: set[str] = set()
+
+    def run(conn: sa.Connection) -> None:
+        for i in range(0, len(ids), 2000):
+            q = (sa.select(C.customer_id).select_from(t.customers.outerjoin(t.orders))
+                 .where(C.customer_id.in_(ids[i:i + 2000]), *conds))
+            out.update(conn.execute(q).scalars())
+    store._tx(run)
+    return out

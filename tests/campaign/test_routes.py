@@ -1,0 +1,130 @@
+"""The campaign routes inside the real app (huashu.app): signed, idempotent POST /v1/events, the run
+status and report page, and the embedded dispatcher of `huashu serve` (in-process broker)."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from campaign.repo import Touches
+from campaign.spec import load
+from core.settings import Settings
+from store import schema as t
+from tests.campaign.conftest import customers
+from tests.conftest import SCRIPTS
+from tests.server.conftest import client_for, signed
+
+SECRET = "s3cret"
+AGENT = "agent-key"
+CAMPAIGN = """\
+name: route_push
+crowd: deposit_unpaid
+steps:
+  - id: invite
+    channel: wecom
+    text: "{name}您好"
+"""
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(data_dir=tmp_path / "data", cache_dir=tmp_path / "cache", gateway_secret=SECRET,
+                    agent_keys=AGENT, calling_window="00:00-24:00")
+
+
+def _post(client: Any, body: dict[str, Any], secret: str | None = SECRET) -> Any:
+    raw = json.dumps(body).encode()
+    headers = signed(secret, raw) if secret else {"Content-Type": "application/json"}
+    return client.post("/v1/events", content=raw, headers=headers)
+
+
+def test_events_are_signed_and_idempotent(settings: Settings) -> None:
+    with client_for(settings) as client:
+        store = client.app.state.huashu.runtime.store
+        store.upsert_customers(customers(2))
+        event = {"event_id": "shop-42", "type": "deposit_paid", "customer_id": "c0001",
+                 "at": "2026-06-01T10:00:00+08:00"}
+        assert _post(client, event, secret=None).status_code == 401
+        assert _post(client, event, secret="wrong").status_code == 401
+        first = _post(client, event)
+        assert first.status_code == 200 and first.json()["duplicate"] is False
+        again = _post(client, event)
+        assert again.status_code == 200 and again.json() == {"event_id": "shop-42", "duplicate": True}
+        with store.engine.connect() as conn:
+            paid = conn.execute(sa.select(t.orders.c.deposit_paid).where(t.orders.c.customer_id == "c0001")).scalar()
+            tags = conn.execute(sa.select(sa.func.count()).select_from(t.tags)
+                                .where(t.tags.c.customer_id == "c0001", t.tags.c.tag == "deposit_paid")).scalar()
+        assert paid is True and tags == 1
+        bad = _post(client, {"event_id": "x", "type": "teleported", "customer_id": "c0001"})
+        assert bad.status_code == 422 and bad.json()["code"] == "unknown_event_type"
+
+
+class Provider:
+    """A WeCom provider double (our provider webhook contract): accepts every message."""
+
+    def __init__(self) -> None:
+        self.keys: list[str] = []
+        provider = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                keys = [m["task_id"] for m in body["messages"]]
+                provider.keys.extend(keys)
+                data = json.dumps({"accepted": keys}).encode()
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/wecom"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+@pytest.fixture
+def provider() -> Iterator[Provider]:
+    p = Provider()
+    yield p
+    p.server.shutdown()
+
+
+def test_embedded_dispatcher_runs_a_campaign_registered_before_the_start(
+        settings: Settings, provider: Provider, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from store import open_store
+
+    store = open_store(settings)
+    store.upsert_customers(customers(30))
+    path = tmp_path / "route_push.yml"
+    path.write_text(CAMPAIGN, encoding="utf-8")
+    Touches.open(store).register(load(path, SCRIPTS), datetime.now(UTC))
+    store.close()
+    monkeypatch.setenv("HUASHU_CAMPAIGN_EMBEDDED", "1")
+    monkeypatch.setenv("HUASHU_CAMPAIGN_TICK_S", "0.2")
+    monkeypatch.setenv("HUASHU_WECOM_WEBHOOK_URL", provider.url)
+    monkeypatch.setenv("HUASHU_GATEWAY_SECRET", SECRET)
+    with client_for(settings) as client:
+        deadline = time.monotonic() + 30
+        while len(set(provider.keys)) < 30 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert sorted(set(provider.keys)) == [f"route_push:invite:c{i:04d}" for i in range(30)]
+        status = client.get("/v1/campaigns/route_push/status", headers=signed(SECRET, b""))
+        assert status.status_code == 200
+        step = status.json()["steps"][0]
+        assert (step["step"], step["touches"], step["sent"]) == ("invite", 30, 30)
+        assert client.get("/v1/campaigns/route_push/status").status_code == 401
+        page = client.get("/v1/reports/campaigns/route_push", headers={"Authorization": f"Bearer {AGENT}"})
+        assert page.status_code == 200 and "<table id=steps>" in page.text and ">30<" in page.text
+        assert client.get("/v1/campaigns/nope/status", headers=signed(SECRET, b"")).status_code == 404
