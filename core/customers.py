@@ -38,6 +38,8 @@ class Customer:
     is_test: bool = False
     joined_at: date | None = None  # acquired by the shop (wecom lifecycle: just joined)
     last_active_at: datetime | None = None  # last seen active (wecom lifecycle: silent)
+    gender: str = ""  # F | M | "" (unknown)
+    external_userid: str | None = None  # WeCom external contact id
 
     def facts(self) -> dict[str, str]:
         """What the record supports, as text (FACTS lists the names). A fact the record lacks is
@@ -183,6 +185,8 @@ class CustomerRecord:
     last_active_at: datetime | None = None
     timezone: str | None = None
     tags: tuple[str, ...] = ()
+    external_userid: str | None = None  # WeCom external contact id (sidebar → customer)
+    gender: str = ""  # F | M | "" (unknown): the sidebar's polite address 姓 + 女士/先生
 
     def __repr__(self) -> str:  # never print the raw phone
         return f"CustomerRecord(customer_id={self.customer_id!r}, …)"
@@ -196,4 +200,5 @@ class CustomerRecord:
             balance_paid=self.balance_paid, purchase_count=self.purchase_count,
             last_purchase_at=self.last_purchase_at, total_spent=self.total_spent, cycle_days=self.cycle_days,
             birthday=self.birthday, last_product=self.last_product, balance_amount=self.balance_amount,
-            joined_at=self.joined_at, last_active_at=self.last_active_at)
+            joined_at=self.joined_at, last_active_at=self.last_active_at, gender=self.gender,
+            external_userid=self.external_userid)

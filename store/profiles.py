@@ -23,6 +23,7 @@ def customer_from_row(row: Any, tags: frozenset[str], do_not_contact: bool) -> C
         last_outcome=row.last_outcome, last_grade=row.last_grade,
         last_slots=dict(row.last_slots or {}), is_test=bool(row.is_test),
         joined_at=getattr(row, "joined_at", None), last_active_at=getattr(row, "last_active_at", None),
+        gender=getattr(row, "gender", "") or "", external_userid=getattr(row, "external_userid", None),
     )
 
 

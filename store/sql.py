@@ -94,6 +94,12 @@ class SqlStore(DurableWrites):
     def get_customer(self, customer_id: str) -> Customer | None:
         return self._tx(lambda conn: self._load_customer(conn, customer_id))
 
+    def customer_id_for_external(self, external_userid: str) -> str | None:
+        """The customer whose WeCom external contact id this is (imported `external_userid`)."""
+        c = t.customers.c
+        return self._tx(lambda conn: conn.execute(
+            sa.select(c.customer_id).where(c.external_userid == external_userid)).scalar())
+
     def _load_customer(self, conn: Connection, customer_id: str) -> Customer | None:
         row = self._customer_row(conn, customer_id)
         return None if row is None else self._customer_from(conn, row)

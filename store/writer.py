@@ -151,6 +151,7 @@ def upsert_customers(conn: Connection, records: Sequence[CustomerRecord], keys: 
             "is_member": rec.is_member, "member_since": rec.member_since, "joined_at": rec.joined_at,
             "cart_at": rec.cart_at,
             "last_active_at": rec.last_active_at, "is_test": False, "created_at": now, "updated_at": now,
+            "external_userid": rec.external_userid or None, "gender": rec.gender,
         })
         order_rows.append({
             "customer_id": rec.customer_id, "deposit_paid": rec.deposit_paid,

@@ -82,7 +82,8 @@ def customers_import(file: Annotated[Path, typer.Argument(help="CSV with a heade
 
     settings = Settings()
     try:
-        records = parse_csv(file, ZoneInfo(settings.timezone))
+        records = parse_csv(file, ZoneInfo(settings.timezone),
+                            warn=lambda text: typer.echo(f"warning: {text}", err=True))
     except ImportValidationError as exc:
         for line, message in exc.problems:
             typer.echo(f"{file}:{line}: {message}", err=True)  # one unwrapped line each, for tools
@@ -223,6 +224,8 @@ def segments_export(
     out_file: Annotated[Path, typer.Option("--out", help="CSV file to write")],
     at: Annotated[str | None, typer.Option(help="ISO instant (default: now)")] = None,
     provider_phones: ProviderPhones = False,
+    bom: Annotated[bool, typer.Option("--bom/--no-bom", help="start with a UTF-8 BOM so Excel reads Chinese "
+                                      "names right (default)")] = True,
 ) -> None:
     """Export a segment's targets: one per phone, do-not-contact excluded, phones masked."""
     from store.segment_sql import evaluate
@@ -239,7 +242,7 @@ def segments_export(
         ev = evaluate(st, seg, _instant(settings, at))
         phones = decrypt(st, [tg.customer_id for tg in ev.targets]) if provider_phones else {}
     out_file.parent.mkdir(parents=True, exist_ok=True)
-    with out_file.open("w", newline="", encoding="utf-8") as fh:
+    with out_file.open("w", newline="", encoding="utf-8-sig" if bom else "utf-8") as fh:
         w = csv.writer(fh)
         w.writerow(EXPORT_COLUMNS)
         for tg in ev.targets:
