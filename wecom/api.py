@@ -28,6 +28,7 @@ from wecom.suggest import HistoryItem
 STATIC = Path(__file__).parent / "static"
 # control characters, line separators and lone surrogates: no id or message may carry them
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
+_ID_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")  # ids: not even line breaks
 STATIC_FILES = {"sidebar.js": "text/javascript", "sidebar.css": "text/css"}
 _lock = threading.Lock()
 
@@ -108,8 +109,8 @@ class _In(BaseModel):
     @classmethod
     def _printable(cls, value: Any, info: ValidationInfo) -> Any:
         """No control characters or lone surrogates (JSON allows "\ud800"); ids not even line breaks."""
-        if isinstance(value, str) and (_CONTROL.search(value) or (
-                str(info.field_name).endswith("_id") and any(c in value for c in "\t\n\r"))):
+        bad = _ID_CONTROL if str(info.field_name).endswith("_id") else _CONTROL
+        if isinstance(value, str) and bad.search(value):
             raise ValueError("control characters and lone surrogates are not allowed")
         return value
 
@@ -158,7 +159,7 @@ def feedback(body: Annotated[FeedbackIn, Body()], request: Request) -> JSONRespo
 @router.get("/v1/wecom/customers/{customer_id}", tags=["wecom"], dependencies=[AgentKey], responses=_errors(503),
             summary="Sidebar context: profile, tags, last call, lifecycle stage, latest chat messages")
 def customer_context(customer_id: str, request: Request) -> JSONResponse:
-    if not customer_id or len(customer_id) > 64 or _CONTROL.search(customer_id):
+    if not customer_id or len(customer_id) > 64 or _ID_CONTROL.search(customer_id):
         raise HTTPException(422, "customer_id must be 1-64 characters, without control characters")
     svc = service_of(request)
     data: dict[str, Any] = svc.context(customer_id).to_json()
