@@ -38,6 +38,9 @@ class Settings(BaseSettings):
     wecom_aes_key: str = ""  # wecom: callback EncodingAESKey (43 chars)
     wecom_corp_id: str = ""  # wecom: receive id checked in every decrypted message (corpid / suite id)
     wecom_max_skew_s: int = 300  # wecom: callbacks with |now - timestamp| above this are rejected
+    wecom_agent_id: str = ""  # wecom: the sidebar app's AgentId (JS-SDK agentConfig)
+    wecom_secret: str = ""  # wecom: the sidebar app's Secret (access_token → agent_config jsapi_ticket)
+    wecom_api_base: str = "https://qyapi.weixin.qq.com"  # wecom: server API base (tests: a local stand-in)
     vosk_model: str = ""
     whisper_model: str = ""
     asr_backend: str = "whisper"  # vosk | whisper | text
