@@ -21,10 +21,11 @@ from campaign.channels import CallPlacer, CallRequest, PlaceError
 from campaign.eligibility import still_in
 from campaign.repo import Touch, Touches
 from campaign.spec import RunCampaign, RunStep
+from core.vocab import UNREACHABLE_REASON_SET
 from store import schema as t
 from store.campaigns import render
 from store.errors import StoreError
-from store.gate import DO_NOT_CONTACT, OUTSIDE_CALLING_WINDOW, zone
+from store.gate import DO_NOT_CONTACT, OUTSIDE_CALLING_WINDOW, POWERED_OFF, zone
 from store.phones import mask_id
 from store.providers import MessageProvider, OutboundMessage
 from store.segment_sql import Target, evaluate, provider_phones
@@ -185,8 +186,9 @@ class Runner:
         if not still_in(self.store, camp.crowd, step.when, [touch.customer_id], now):
             return self._skip(touch, now, "no_longer_matches")
         reason = self.store.check_contact(touch.customer_id, now, touch.channel, conversation_id=touch.task_id)
-        if reason == OUTSIDE_CALLING_WINDOW:
-            later = self.next_window(touch.customer_id, now)
+        if reason in (OUTSIDE_CALLING_WINDOW, POWERED_OFF):  # powered off today: try again tomorrow
+            later = self.next_window(touch.customer_id, now if reason == OUTSIDE_CALLING_WINDOW
+                                     else self.next_local_day(touch.customer_id, now))
             self.touches.finish(touch, state="pending", status=None, reason=reason, due_at=later)
             return "postponed"
         if reason is not None:
@@ -273,6 +275,12 @@ class Runner:
             return "duplicate"
         camp, _, _ = self.touches.campaign(touch.campaign)
         step = camp.step(touch.step)
+        if result == "answered":  # the conversation may have found a machine (voicemail, announcement)
+            result, reason = self._heard(touch.key, result, reason)
+        if result == "failed" and reason.startswith("refused:"):  # our own gate or facts check said no
+            ok = self.touches.finish(touch, status="skipped", reason=reason.removeprefix("refused:"), at=at,
+                                     result=result, any_claim=True)
+            return "skipped" if ok else "duplicate"
         if result == "answered":
             self.store.record_attempt(touch.customer_id, touch.key, at, "call")  # caps count connected calls
             ok = self.touches.finish(touch, status="answered", at=at, answered=True, result=result, any_claim=True)
@@ -296,6 +304,16 @@ class Runner:
         ok = self.touches.finish(touch, status=status, reason=detail, at=at, result=result, any_claim=True)
         return status if ok else "duplicate"
 
+    def _heard(self, call_id: str, result: str, reason: str) -> tuple[str, str]:
+        """An answered call whose conversation ended `unreachable` counts as unreachable (its reason tag)."""
+        c = t.conversations.c
+        row = self.store._tx(lambda conn: conn.execute(
+            sa.select(c.outcome, c.tags).where(c.conversation_id == call_id)).first())
+        if row is None or row.outcome != "unreachable":
+            return result, reason
+        tag = next((x for x in row.tags or () if x in UNREACHABLE_REASON_SET), "")
+        return (tag, "") if tag in ("busy", "no_answer") else ("unreachable", tag)
+
     # ---- rules -------------------------------------------------------------------------------------
     def customer_zone(self, customer_id: str) -> tzinfo:
         if customer_id not in self._tz_cache:
@@ -318,6 +336,11 @@ class Runner:
             if opening > local:
                 return opening
         raise StoreError(f"calling window {window} never opens")
+
+    def next_local_day(self, customer_id: str, after: datetime) -> datetime:
+        """Midnight starting the customer's next local day."""
+        local = after.astimezone(self.customer_zone(customer_id))
+        return datetime.combine(local.date() + timedelta(days=1), datetime.min.time(), local.tzinfo)
 
     def carrier_free_at(self, customer_id: str, now: datetime) -> datetime | None:
         """None when a call to this callee is allowed now; else when the carrier rules allow it."""
