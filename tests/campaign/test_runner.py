@@ -263,7 +263,7 @@ def test_an_answered_call_that_met_voicemail_counts_as_unreachable(store: Any, t
     from tests.store.factories import result
 
     text = CASCADE.replace("after_hours: 1", "after_hours: 0")
-    runner, rec, clock = _setup(store, tmp_path, text=text, n=2)
+    runner, _, clock = _setup(store, tmp_path, text=text, n=2)
     _run(runner, clock, "2026-06-01T14:00")
     store.write_result(result("test_push:call:c0000", "c0000", outcome="unreachable", tags=("voicemail",),
                               ended_at=at("2026-06-01T14:01")))
