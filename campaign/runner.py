@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 import sqlalchemy as sa
 
 from campaign.channels import CallPlacer, CallRequest, PlaceError
-from campaign.eligibility import still_in
+from campaign.eligibility import still_in, target_if_in
 from campaign.repo import Touch, Touches
 from campaign.spec import RunCampaign, RunStep
 from core.vocab import UNREACHABLE_REASON_SET
@@ -162,7 +162,7 @@ class Runner:
         if touch is None:
             return "not_claimed"
         try:
-            camp, _, _ = self.touches.campaign(touch.campaign)
+            camp, _, _ = self.touches.campaign(touch.campaign, fresh=False)
             return self._execute(camp, touch, now)
         except Paced:
             self.touches.finish(touch, state="pending", status=None, reason="paced")
@@ -183,7 +183,8 @@ class Runner:
             return self._send_message(camp, touch, now)
         base = touch.step.removesuffix(FALLBACK_SUFFIX)
         step = camp.step(base)
-        if not still_in(self.store, camp.crowd, step.when, [touch.customer_id], now):
+        target = target_if_in(self.store, camp.crowd, step.when, touch.customer_id, now)
+        if target is None:
             return self._skip(touch, now, "no_longer_matches")
         reason = self.store.check_contact(touch.customer_id, now, touch.channel, conversation_id=touch.task_id)
         if reason in (OUTSIDE_CALLING_WINDOW, POWERED_OFF):  # powered off today: try again tomorrow
@@ -205,7 +206,7 @@ class Runner:
             return "not_claimed"
         if touch.channel == "call":
             return self._place_call(camp, step, sending, now)
-        return self._send_message(camp, sending, now)
+        return self._send_message(camp, sending, now, target)
 
     def _skip(self, touch: Touch, now: datetime, reason: str) -> str:
         self.touches.finish(touch, status="skipped", reason=reason, at=now)
@@ -222,14 +223,14 @@ class Runner:
             raise StoreError(f"customer {mask_id(customer_id)} is gone")
         return Target(row[0], row[1], row[2], row[3], row[4], bool(row[5]), bool(row[6]), row[7], row[8])
 
-    def _send_message(self, camp: RunCampaign, touch: Touch, now: datetime) -> str:
+    def _send_message(self, camp: RunCampaign, touch: Touch, now: datetime, target: Target | None = None) -> str:
         provider = self.sms if touch.channel == "sms" else self.wecom
         if provider is None:
             raise StoreError(f"no {touch.channel} provider configured (campaign {camp.name})")
         base = touch.step.removesuffix(FALLBACK_SUFFIX)
         spec = camp.step(base).spec
         text = (spec.fallback_text or FALLBACK_TEXT) if touch.step != base else spec.text
-        target = self._target(touch.customer_id)
+        target = target or self._target(touch.customer_id)
         phone = provider_phones(self.store, [touch.customer_id]).get(touch.customer_id, "") \
             if provider.include_phone else ""
         msg = OutboundMessage(touch.key, touch.customer_id, touch.channel, spec.template, render(text, target),
@@ -238,8 +239,8 @@ class Runner:
         if not accepted:
             self.touches.finish(touch, status="failed", reason="provider_rejected", at=now, result="failed")
             return "failed"
-        self.store.record_attempt(touch.customer_id, touch.task_id, now, touch.channel)
-        self.touches.finish(touch, status="sent", at=now, result="sent")
+        self.touches.finish(touch, status="sent", at=now, result="sent", contact={
+            "customer_id": touch.customer_id, "conversation_id": touch.task_id, "channel": touch.channel, "at": now})
         return "sent"
 
     def _place_call(self, camp: RunCampaign, step: RunStep, touch: Touch, now: datetime) -> str:
