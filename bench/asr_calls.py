@@ -1,6 +1,7 @@
 """ASR through the shipped path: the tracks' own hints, and whole calls from audio.
 
-Run: .venv/bin/python bench/asr_calls.py [--show-errors]     (bench/asr.py runs it too)
+Run: .venv/bin/python bench/asr_calls.py [--show-errors] [--write-results]
+     (--write-results replaces the "## ASR through the shipped path" section of bench/RESULTS.md)
 
 - CER of the committed telephone test audio (tests/data/audio/tel) with no hints and with the
   hints the shipped tracks compile for the node each utterance would be said at (CATEGORY_NODE
@@ -33,6 +34,7 @@ import yaml
 
 from asr import AsrHints, Recognizer, load_recognizer, transcribe_bytes
 from asr.metrics import corpus_cer
+from bench._machine import machine
 from core.conversation import CustomerEvent, EventKind, SessionState
 from core.settings import Settings
 from dialogue.hints import phrases_for
@@ -165,8 +167,28 @@ def report(emit: Callable[[str], None], show: bool = False) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--show-errors", action="store_true")
+    ap.add_argument("--write-results", action="store_true")
+    ap.add_argument("--no-hints", action="store_true", help="whole calls without hints (the path before hints shipped)")
     args = ap.parse_args()
-    report(print, args.show_errors)
+    if args.no_hints:
+        import dialogue.hints
+
+        dialogue.hints.phrases_for = lambda *a, **k: ()  # type: ignore[assignment]
+    lines: list[str] = []
+
+    def emit(line: str) -> None:
+        print(line, flush=True)
+        lines.append(line)
+
+    emit("Command: `.venv/bin/python bench/asr_calls.py --write-results`" + (" (--no-hints)" if args.no_hints else ""))
+    emit("")
+    report(emit, args.show_errors)
+    emit("")
+    emit(f"Machine: {machine()}; {os.cpu_count()} cores shared with other agents (load above).")
+    if args.write_results:
+        from bench.asr import write_section
+
+        write_section(ROOT / "bench" / "RESULTS.md", "## ASR through the shipped path", lines)
 
 
 if __name__ == "__main__":

@@ -38,6 +38,9 @@ class Settings(BaseSettings):
     wecom_aes_key: str = ""  # wecom: callback EncodingAESKey (43 chars)
     wecom_corp_id: str = ""  # wecom: receive id checked in every decrypted message (corpid / suite id)
     wecom_max_skew_s: int = 300  # wecom: callbacks with |now - timestamp| above this are rejected
+    wecom_agent_id: str = ""  # wecom: the sidebar app's AgentId (JS-SDK agentConfig)
+    wecom_secret: str = ""  # wecom: the sidebar app's Secret (access_token → agent_config jsapi_ticket)
+    wecom_api_base: str = "https://qyapi.weixin.qq.com"  # wecom: server API base (tests: a local stand-in)
     vosk_model: str = ""
     whisper_model: str = ""
     asr_backend: str = "whisper"  # vosk | whisper | text
@@ -53,8 +56,16 @@ class Settings(BaseSettings):
     max_body_bytes: int = 2_000_000
     session_ttl_s: int = 7200  # server: call state, locks' owner record and idempotency cache TTL
     lock_ttl_ms: int = 10_000  # server: per-call lock lease (a killed worker's lock expires)
+    worker_heartbeat_ms: int = 3000  # server (Redis): a worker silent this long is dead; its locks are taken over
+    outbox_drain_interval_ms: int = 1000  # server: how often queued store writes are retried
+    failpoint: str = ""  # tests only: stop/delay opt-out turns at a point (server.failpoints)
     redis_prefix: str = "huashu:"  # server: key prefix in Redis (tests use a unique one)
     jambonz_secret: str = ""  # server: jambonz webhook secret (Jambonz-Signature); empty: unchecked
+    # server: our recogniser as a jambonz custom speech vendor (WS /stt/jambonz). The api key the
+    # vendor is given in the jambonz portal (Authorization: Bearer); the vendor name `gather`
+    # should use (e.g. "custom:huashu"; empty: jambonz's own default recogniser).
+    jambonz_stt_key: str = ""
+    jambonz_stt_vendor: str = ""
     filler_clip: str = "filler"  # server: persona clip played when a turn misses the budget
     otel: bool = False  # server: FastAPI's OpenTelemetry spans/metrics (needs a configured provider)
     insecure_dev: bool = False  # server: open the areas whose secret/keys are unset (local demo only)

@@ -28,6 +28,7 @@ from server import models as m
 from server.batching import BatchingClassifier, batching
 from server.calls import CallService
 from server.context import ServerContext, ctx, open_sessions
+from server.drain import drain_forever, drainable
 from server.errors import NotFound, Unavailable, Unprocessable, error_response, json_response
 from server.fastpath import FastCalls
 from server.guard import Guard
@@ -69,12 +70,17 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         sessions = open_sessions(settings)
         calls = CallService(lambda: rt.engine, sessions, metrics, clock=clock or default_clock(settings),
                             budget_ms=settings.callback_budget_ms, lock_ttl_ms=settings.lock_ttl_ms,
-                            filler_clip=settings.filler_clip, executor=executor, start_executor=start_executor)
+                            filler_clip=settings.filler_clip, executor=executor, start_executor=start_executor,
+                            opt_out_rule=_opt_out_rule(settings, original), failpoint=settings.failpoint)
         context = ServerContext(settings, rt, sessions, calls, metrics, executor)
         try:
             context.generation = await sessions.generation()
         except Exception as exc:  # Redis down at boot: serve anyway, /healthz says degraded
             log.warning("session store not reachable at startup: %s", exc)
+        await sessions.start()
+        store = drainable(rt.store)
+        drain = None if store is None else asyncio.ensure_future(
+            drain_forever(store, metrics, settings.outbox_drain_interval_ms / 1000))
         app.state.huashu = context
         # Models, tokenizer vocabularies and talk tracks are ~500k objects that live as long as the
         # process; moved out of the cyclic GC's reach, its full passes stop walking them (measured:
@@ -86,6 +92,8 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         try:
             yield
         finally:
+            if drain is not None:
+                drain.cancel()
             if calls.background:
                 await asyncio.wait(set(calls.background), timeout=settings.lock_ttl_ms / 1000)
             await sessions.close()
@@ -153,6 +161,22 @@ def warn_if_insecure(settings: Settings) -> None:
             log.warning("%s", line)
 
 
+def _opt_out_rule(settings: Settings, classifier: IntentClassifier) -> Callable[[str], bool]:
+    """The NLU's high-precision opt-out rules alone (no model): the classifier's own rule set
+    when it has one, else scripts/nlu/rules.yml (the same file)."""
+    from nlu.rules import RuleSet, load_rules
+
+    rules = getattr(classifier, "rules", None)
+    if not isinstance(rules, RuleSet):
+        rules = load_rules(settings.effective_scripts_dir / "nlu" / "rules.yml")
+    found = rules
+
+    def is_opt_out(text: str) -> bool:
+        hit = found.match(text)
+        return hit is not None and hit.intent == "opt_out"
+    return is_opt_out
+
+
 def _torch_threads(n: int) -> None:
     try:
         from nlu.bert import set_inference_threads
@@ -179,6 +203,16 @@ def handled_exceptions() -> tuple[type[Exception], ...]:
             StarletteHTTPException, Exception)
 
 
+async def _outbox_counts(c: ServerContext) -> tuple[int, int]:
+    """(queued, parked) store writes; (0, 0) without an outbox."""
+    store = drainable(c.runtime.store)
+    if store is None:
+        return 0, 0
+    loop = asyncio.get_running_loop()
+    return (await loop.run_in_executor(c.executor, store.outbox_pending),
+            await loop.run_in_executor(c.executor, store.outbox_parked))
+
+
 def _register_basic_routes(app: FastAPI) -> None:
     @app.get("/healthz", response_model=m.Health, tags=["ops"], responses={503: {"model": m.Health}})
     async def healthz(request: Request) -> Response:
@@ -192,6 +226,21 @@ def _register_basic_routes(app: FastAPI) -> None:
             return json_response(body, 503)
         return json_response(body)
 
+    @app.get("/readyz", response_model=m.Ready, tags=["ops"], responses={503: {"model": m.Ready}})
+    async def readyz(request: Request) -> Response:
+        """Ready = the session store answers; the outbox backlog is reported either way (the server
+        keeps serving while the database is down: its writes wait, durably, in the outbox)."""
+        c = ctx(request)
+        backlog, parked = await _outbox_counts(c)
+        body = {"status": "ready", "sessions": c.sessions.kind, "outbox_backlog": backlog,
+                "outbox_parked": parked, "detail": ""}
+        try:
+            await c.sessions.ping()
+        except Exception as exc:
+            body.update(status="not_ready", detail=str(exc))
+            return json_response(body, 503)
+        return json_response(body)
+
     @app.get("/metrics", tags=["ops"], response_class=Response,
              responses={200: {"content": {"text/plain": {}}, "description": "Prometheus exposition"}})
     async def metrics_route(request: Request) -> Response:
@@ -200,6 +249,8 @@ def _register_basic_routes(app: FastAPI) -> None:
             c.metrics.set_active(await c.sessions.active_calls())
         except Exception:
             c.metrics.set_active(None)
+        if drainable(c.runtime.store) is not None:
+            c.metrics.set_backlog((await _outbox_counts(c))[0])
         data, content_type = c.metrics.render()
         return Response(data, media_type=content_type)
 

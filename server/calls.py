@@ -7,7 +7,12 @@ Rules (issue 6, CONTRACT.md):
   hangup and writes nothing; an unknown/expired call gets a hangup and nothing is created;
 - a turn that misses the budget answers a filler clip + listen; the slow turn finishes in the
   background (holding the call's lock) and its answer is owed to the next event. If its worker
-  dies, the next event recomputes it from the stored pre-turn state and event.
+  dies, the next event recomputes it from the stored pre-turn state and events;
+- an opt-out (the NLU's high-precision rules, no model) goes on the do-not-contact list on receipt,
+  before any lock or model; every speech/DTMF event is journaled with its seq before the turn runs,
+  and whoever next holds the call's lock (a killed owner's lock is taken over, see
+  server.redis_sessions) answers every journaled event it has not processed, in seq order, before
+  its own: an opt-out whose worker died mid-turn still ends the call `do_not_contact`.
 """
 
 from __future__ import annotations
@@ -25,8 +30,10 @@ from typing import Any, TypeVar
 
 from core import fastjson
 from core.conversation import CustomerEvent, EventKind, SessionState
+from core.shared_kv import SessionsUnavailable
 from dialogue.engine import CallRefused, DialogueEngine
 from dialogue.render import clip_url, render_text
+from server import failpoints
 from server.errors import Conflict, Unavailable, Unprocessable, json_bytes
 from server.metrics import Metrics
 from server.sessions import CallRecord, SessionStore
@@ -41,6 +48,10 @@ START_KEY = "start"
 
 # Prepares the customer event inside the worker thread (audio: runs ASR with the node's hints).
 Prepare = Callable[[SessionState], CustomerEvent]
+# Whether an utterance is an opt-out by the high-precision rules (no model).
+OptOutRule = Callable[[str], bool]
+# Calls whose customer this process knows without asking the session store (bounded).
+KNOWN_CALLS = 50_000
 
 
 _STATE_FIELDS = tuple(f.name for f in fields(SessionState))
@@ -62,6 +73,59 @@ def event_from_json(d: dict[str, Any]) -> CustomerEvent:
                          digits=d.get("digits"), barged_in=bool(d.get("barged_in")), reason=d.get("reason"))
 
 
+def journal_entry(ev: CustomerEvent, opt_out: bool) -> bytes | None:
+    """The journal's form of an event (speech with words, a keypress; others are not journaled)."""
+    if ev.kind is EventKind.DTMF or (ev.kind is EventKind.SPEECH and (ev.text or "").strip()):
+        d = event_to_json(ev)
+        if opt_out:
+            d["opt_out"] = True
+        return fastjson.dumps(d)
+    return None
+
+
+def plan_steps(backlog: list[tuple[CustomerEvent, bool]], ev: CustomerEvent, ev_opt_out: bool,
+               owed: bool) -> list[CustomerEvent]:
+    """The engine steps for a turn: journaled events not yet answered (`backlog`, in seq order,
+    each with its opt-out flag), then `ev`. Consecutive speech is one utterance (the customer
+    went on talking while the bot was busy); an opt-out and a keypress each stand alone, so no
+    neighbouring words can change how they are understood. A playback-done/silence after owed
+    or journaled answers is not a step of its own: those answers are what the gateway needs."""
+    steps: list[CustomerEvent] = []
+    words: list[CustomerEvent] = []
+
+    def said() -> None:
+        if words:
+            steps.append(words[0] if len(words) == 1 else _one_utterance(words))
+            words.clear()
+
+    for e, flagged in backlog:
+        if e.kind is EventKind.SPEECH and not flagged:
+            words.append(e)
+        else:
+            said()
+            steps.append(e)
+    if ev.kind is EventKind.SPEECH and (ev.text or "").strip() and not ev_opt_out:
+        words.append(ev)
+        said()
+        return steps
+    said()
+    if ev.kind in (EventKind.PLAYBACK_DONE, EventKind.SILENCE) and (steps or owed):
+        return steps
+    return [*steps, ev]
+
+
+def _one_utterance(said: list[CustomerEvent]) -> CustomerEvent:
+    confidences = [e.confidence for e in said if e.confidence is not None]
+    return CustomerEvent(EventKind.SPEECH, text="，".join(e.text or "" for e in said),
+                         confidence=min(confidences) if confidences else None,
+                         barged_in=any(e.barged_in for e in said))
+
+
+def _pending_events(pending: dict[str, Any]) -> list[CustomerEvent]:
+    raw = pending.get("events")
+    return [event_from_json(e) for e in (raw if raw is not None else [pending["event"]])]
+
+
 def _owed_then(owed: list[dict[str, Any]], actions: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """What a slow turn still owed, then this turn's answer (the owed listen is superseded)."""
     if owed and owed[-1].get("type") == "listen":
@@ -74,7 +138,8 @@ class CallService:
 
     def __init__(self, engine: Callable[[], DialogueEngine], sessions: SessionStore, metrics: Metrics, *,
                  clock: Callable[[], datetime], budget_ms: int, lock_ttl_ms: int, filler_clip: str,
-                 executor: ThreadPoolExecutor, start_executor: ThreadPoolExecutor | None = None) -> None:
+                 executor: ThreadPoolExecutor, start_executor: ThreadPoolExecutor | None = None,
+                 opt_out_rule: OptOutRule | None = None, failpoint: str = "") -> None:
         self._engine = engine
         self.sessions = sessions
         self.metrics = metrics
@@ -87,6 +152,9 @@ class CallService:
         # new calls never delays the turns of calls in progress.
         self.start_executor = start_executor or executor
         self.background: set[asyncio.Task[None]] = set()
+        self.opt_out_rule = opt_out_rule or (lambda text: False)
+        self._customers: dict[str, str] = {}  # call id → customer id, for opt-outs while Redis is away
+        self._failpoint = failpoints.parse(failpoint)
 
     @property
     def engine(self) -> DialogueEngine:
@@ -127,6 +195,7 @@ class CallService:
             record = CallRecord(state=state_dict(state), version=1, start_digest=digest)
             if not await self.sessions.commit(call_id, record, {START_KEY: body}, 0):
                 raise Conflict(f"call_id {call_id!r} was started concurrently")
+            self._remember(call_id, customer_id)
             self.metrics.calls_started.labels(track).inc()
             log.info("call %s started: track=%s customer=%s", mask_id(call_id), track, mask_id(customer_id))
             return body
@@ -140,9 +209,15 @@ class CallService:
         t0 = time.monotonic() if t0 is None else t0
         key = f"e{seq}"
         self.metrics.events.labels(ev.kind.value).inc()
+        opt_out = prepare is None and ev.kind is EventKind.SPEECH and self.opt_out_rule(ev.text or "")
+        entry = journal_entry(ev, opt_out) if prepare is None else None
+        if opt_out and entry is not None:
+            await self._failpoint("receipt", call_id, opt_out)
+            await self._honour_opt_out(call_id, seq, entry)
+            await self._failpoint("dnc", call_id, opt_out)
         # a hangup has no one listening for a quick answer: it waits for a slow turn to finish
         wait = self.lock_ttl_s if ev.kind is EventKind.HANGUP else self.budget_s - (time.monotonic() - t0) - 0.01
-        begun = await self.sessions.begin(call_id, key, wait)
+        begun = await self.sessions.begin(call_id, key, wait, None if entry is None else (seq, entry))
         if begun.cached is not None:  # a replay, or a concurrent duplicate that finished first
             self.metrics.replays.inc()
             return begun.cached
@@ -151,60 +226,101 @@ class CallService:
             if token is not None:
                 await self.sessions.unlock(call_id, token)
             return HANGUP_BODY
+        self._remember(call_id, str(rec.state.get("customer_id", "")))
         if token is None:  # the lock stayed taken for the whole budget: a slow turn is running
+            # The event is journaled: whoever next holds the call answers it, in order.
             self.metrics.fillers.inc()
-            if ev.kind is EventKind.SPEECH and prepare is None and (ev.text or "").strip():
-                # What the customer says meanwhile is kept and answered after the slow turn
-                # (an opt-out said during a filler clip must not be lost).
-                await self.sessions.queue(call_id, seq, fastjson.dumps(event_to_json(ev)))
             # Not cached: a gateway retry of this seq gets the real answer once the call is free.
             return json_bytes({"actions": self._filler(SessionState.from_dict(rec.state)), "ended": False})
+        if begun.took_over:
+            self.metrics.takeovers.inc()
+            log.warning("call %s: lock taken over from a dead worker at seq %d", mask_id(call_id), seq)
         released = False
         try:
-            if seq <= rec.last_seq:
+            await self._failpoint("locked", call_id, opt_out)
+            if seq <= rec.last_seq and not opt_out:
                 self.metrics.stale.inc()
                 return STALE_BODY
-            body, released = await self._turn(call_id, token, rec, seq, ev, prepare, t0)
+            # (an opt-out that lost the race to a later event is still answered: it ends the call)
+            body, released = await self._turn(call_id, token, rec, seq, ev, opt_out, begun.journal, prepare, t0)
             return body
         finally:
             if not released:
                 await self.sessions.unlock(call_id, token)
 
-    async def _turn(self, call_id: str, token: str, rec: CallRecord, seq: int, ev: CustomerEvent,
-                    prepare: Prepare | None, t0: float) -> tuple[bytes, bool]:
+    async def _honour_opt_out(self, call_id: str, seq: int, entry: bytes) -> None:
+        """Journal the opt-out, then put the call's customer on the do-not-contact list, before any
+        lock or model (durable: the database, or the fsync'd outbox while it is down). With the
+        session store unreachable the list is still written when this worker knows the customer
+        (then 503: the gateway retries). Idempotent: a retry writes both again, to no effect."""
+        customer = self._customers.get(call_id)
+        try:
+            if customer is None:
+                rec = await self.sessions.load(call_id)
+                if rec is None:
+                    return  # not a live call: no one to honour (the gate never let it start)
+                customer = str(rec.state["customer_id"])
+                self._remember(call_id, customer)
+            await self.sessions.journal(call_id, seq, entry)
+        except SessionsUnavailable:
+            if customer is not None:
+                await self._do_not_contact(call_id, customer)
+            raise
+        await self._failpoint("journaled", call_id, True)
+        await self._do_not_contact(call_id, customer)
+
+    async def _do_not_contact(self, call_id: str, customer: str) -> None:
+        store = self.engine.store
+        if store is None:
+            return
+        await self._run(store.mark_do_not_contact, customer, "opt_out", f"call:{call_id}", self.clock())
+        self.metrics.opt_outs.inc()
+
+    def _remember(self, call_id: str, customer_id: str) -> None:
+        if call_id in self._customers or not customer_id:
+            return
+        if len(self._customers) >= KNOWN_CALLS:  # oldest half out (dicts keep insertion order)
+            for old in list(self._customers)[: KNOWN_CALLS // 2]:
+                del self._customers[old]
+        self._customers[call_id] = customer_id
+
+    async def _turn(self, call_id: str, token: str, rec: CallRecord, seq: int, ev: CustomerEvent, opt_out: bool,
+                    journal: dict[int, bytes], prepare: Prepare | None, t0: float) -> tuple[bytes, bool]:
         key = f"e{seq}"
         state = SessionState.from_dict(rec.state)
+        last_seq = max(seq, rec.last_seq)
         owed: list[dict[str, Any]] = []
         if rec.pending is not None:
             if rec.deferred is not None:
                 owed = rec.deferred
             else:  # the slow turn's worker died before finishing: redo it from the stored input
-                pending_ev = event_from_json(rec.pending["event"])
-                state, owed = await self._run(self._compute, state, pending_ev,
+                state, owed = await self._run(self._compute, state, _pending_events(rec.pending),
                                               datetime.fromisoformat(rec.pending["at"]), None)
-            if not state.ended and prepare is None:
-                ev = await self._with_queued(call_id, rec.last_seq, seq, ev)
-            if ev.kind in (EventKind.PLAYBACK_DONE, EventKind.SILENCE) or state.ended:
-                # the filler finished / the customer waited: deliver what the slow turn owed
-                body = json_bytes({"actions": owed, "ended": state.ended})
-                done = rec.next(state=state_dict(state), last_seq=seq, pending=None, deferred=None)
-                return await self._commit(call_id, token, rec, done, key, body, state, was_ended=False), True
+        backlog = self._backlog(journal, rec.last_seq, seq)
+        steps = [] if state.ended else plan_steps(backlog, ev, opt_out, bool(owed))
+        if not steps:  # the filler finished / the customer waited: deliver what the slow turn owed
+            body = json_bytes({"actions": owed, "ended": state.ended})
+            done = rec.next(state=state_dict(state), last_seq=last_seq, pending=None, deferred=None)
+            return await self._commit(call_id, token, rec, done, key, body, state,
+                                      was_ended=bool(rec.state.get("ended"))), True
         at = self.clock()
-        task = asyncio.ensure_future(self._run(self._compute, state, ev, at, prepare))
+        task = asyncio.ensure_future(self._run(self._compute, state, steps, at,
+                                               prepare if steps[-1] is ev else None))
         if ev.kind is EventKind.HANGUP:
             await asyncio.wait({task})
         else:
             await asyncio.wait({task}, timeout=max(self.budget_s - (time.monotonic() - t0), 0.0))
         if task.done():
             new_state, actions = task.result()
+            await self._failpoint("stepped", call_id, opt_out or any(flag for _, flag in backlog))
             body = json_bytes({"actions": _owed_then(owed, actions), "ended": new_state.ended})
-            done = rec.next(state=state_dict(new_state), last_seq=seq, pending=None, deferred=None)
+            done = rec.next(state=state_dict(new_state), last_seq=last_seq, pending=None, deferred=None)
             return await self._commit(call_id, token, rec, done, key, body, new_state, was_ended=state.ended), True
         # Past the budget: a filler now, the real answer on the next event.
         self.metrics.fillers.inc()
         body = json_bytes({"actions": _owed_then(owed, self._filler(state)), "ended": False})
-        pending = {"seq": seq, "event": event_to_json(ev), "at": at.isoformat()}
-        marked = rec.next(state=state_dict(state), last_seq=seq, pending=pending, deferred=None)
+        pending = {"seq": seq, "events": [event_to_json(e) for e in steps], "at": at.isoformat()}
+        marked = rec.next(state=state_dict(state), last_seq=last_seq, pending=pending, deferred=None)
         if not await self.sessions.commit(call_id, marked, {key: body}, rec.version):
             return STALE_BODY, False
         log.info("call %s seq %d over the %.0f ms budget: filler", mask_id(call_id), seq, self.budget_s * 1000)
@@ -213,22 +329,15 @@ class CallService:
         late.add_done_callback(self.background.discard)
         return body, True
 
-    async def _with_queued(self, call_id: str, after: int, seq: int, ev: CustomerEvent) -> CustomerEvent:
-        """`ev`, preceded by the speech queued while the slow turn ran (seqs between it and this
-        event) as one utterance. A keypress or a hangup stands alone: the queued words are dropped."""
-        if ev.kind not in (EventKind.SPEECH, EventKind.PLAYBACK_DONE, EventKind.SILENCE):
-            return ev
-        queued = await self.sessions.queued(call_id)
-        said = [event_from_json(fastjson.loads(queued[k])) for k in sorted(queued) if after < k < seq]
-        if not said:
-            return ev
-        self.metrics.queued_speech.inc(len(said))
-        if ev.kind is EventKind.SPEECH and (ev.text or "").strip():
-            said.append(ev)
-        confidences = [e.confidence for e in said if e.confidence is not None]
-        return CustomerEvent(EventKind.SPEECH, text="，".join(e.text or "" for e in said),
-                             confidence=min(confidences) if confidences else None,
-                             barged_in=any(e.barged_in for e in said))
+    def _backlog(self, journal: dict[int, bytes], after: int, seq: int) -> list[tuple[CustomerEvent, bool]]:
+        """Journaled events between the last answered seq and this one, in seq order."""
+        backlog: list[tuple[CustomerEvent, bool]] = []
+        for k in sorted(k for k in journal if after < k < seq):
+            d = fastjson.loads(journal[k])
+            backlog.append((event_from_json(d), bool(d.get("opt_out"))))
+        if backlog:
+            self.metrics.queued_speech.inc(len(backlog))
+        return backlog
 
     async def _finish_late(self, call_id: str, token: str, task: asyncio.Future[tuple[SessionState, list[dict[str, Any]]]],
                            marked: CallRecord, was_ended: bool) -> None:
@@ -260,11 +369,23 @@ class CallService:
                      state.grade, state.node)
 
     # -- engine work (worker threads) ---------------------------------------------------------
-    def _compute(self, state: SessionState, ev: CustomerEvent, at: datetime,
+    def _compute(self, state: SessionState, events: list[CustomerEvent], at: datetime,
                  prepare: Prepare | None) -> tuple[SessionState, list[dict[str, Any]]]:
-        started = time.perf_counter()
-        if prepare is not None:
-            ev = prepare(state)
+        """Step the engine through `events` in order (`prepare` makes the last one); the actions of
+        every step, each step's trailing listen superseded by the next. Stops when the call ends."""
+        actions: list[dict[str, Any]] = []
+        for i, ev in enumerate(events):
+            if state.ended:
+                break
+            started = time.perf_counter()
+            if prepare is not None and i == len(events) - 1:
+                ev = prepare(state)
+            state, step = self._step(state, ev, at)
+            actions = _owed_then(actions, step)
+            self.metrics.nlu_latency.observe(time.perf_counter() - started)
+        return state, actions
+
+    def _step(self, state: SessionState, ev: CustomerEvent, at: datetime) -> tuple[SessionState, list[dict[str, Any]]]:
         engine = self.engine
         try:
             new_state, reply = engine.step(state, ev, at)
@@ -272,7 +393,6 @@ class CallService:
             log.warning("call %s cannot continue after a track reload (%s): hanging up",
                         mask_id(state.call_id), exc)
             return state.with_(ended=True, ended_by="bot"), [{"type": "hangup"}]
-        self.metrics.nlu_latency.observe(time.perf_counter() - started)
         return new_state, [a.to_json() for a in reply.actions]
 
     def _filler(self, state: SessionState) -> list[dict[str, Any]]:

@@ -13,6 +13,7 @@ from typing import Any
 from fastapi import Request
 
 from core.settings import Settings
+from core.shared_kv import SessionsUnavailable
 from dialogue.assembly import Runtime, load_scripts
 from dialogue.engine import DialogueEngine
 from server.calls import CallService
@@ -57,7 +58,10 @@ class ServerContext:
         if now - self.checked_at < GENERATION_CHECK_S:
             return
         self.checked_at = now
-        generation = await self.sessions.generation()
+        try:
+            generation = await self.sessions.generation()
+        except SessionsUnavailable:  # Redis away: serve on (an opt-out must reach its do-not-contact write)
+            return
         if generation > self.generation:
             await self.reload_tracks()
             self.generation = generation
@@ -74,5 +78,6 @@ def open_sessions(settings: Settings) -> SessionStore:
         from server.redis_sessions import RedisSessions
 
         return RedisSessions(settings.redis_url, prefix=settings.redis_prefix,
-                             ttl_s=settings.session_ttl_s, lock_ttl_ms=settings.lock_ttl_ms)
+                             ttl_s=settings.session_ttl_s, lock_ttl_ms=settings.lock_ttl_ms,
+                             heartbeat_ms=settings.worker_heartbeat_ms)
     return MemorySessions(settings.session_ttl_s)

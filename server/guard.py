@@ -8,7 +8,7 @@ Errors go through `server.errors`.
 Secure by default: an area whose credential is not configured is closed (403 `not_configured`),
 unless the server runs with `insecure_dev` (HUASHU_INSECURE_DEV / `huashu serve --insecure-dev`).
 `/v1/calls…` takes the gateway signature; `/v1/customers…` a gateway signature or an agent key;
-`/v1/wecom/…` and `/v1/reports/…` an agent key.
+`/v1/wecom/…` and `/v1/reports/…` an agent key; `/jambonz/…` jambonz's signature.
 """
 
 from __future__ import annotations
@@ -125,6 +125,8 @@ class Guard:
             secret = self.jambonz_secret()
             if secret:
                 security.verify(headers.get(security.JAMBONZ_HEADER), body, [secret], name="Jambonz-Signature")
+            elif not self.insecure_dev():  # these routes start calls: never open to anyone by default
+                raise Forbidden(NO_JAMBONZ_SECRET, code="not_configured")
 
 
     def _customer(self, headers: dict[str, str], body: bytes) -> None:
@@ -144,6 +146,8 @@ class Guard:
 
 NO_SECRET = ("HUASHU_GATEWAY_SECRET is not set, so gateway routes are closed "
              "(set it, or run with --insecure-dev / HUASHU_INSECURE_DEV=1 for a local demo)")
+NO_JAMBONZ_SECRET = ("HUASHU_JAMBONZ_SECRET is not set, so the jambonz routes are closed "
+                     "(set it to the jambonz application's webhook secret, or run with --insecure-dev)")
 NO_AGENT_KEYS = ("HUASHU_AGENT_KEYS is not set, so agent routes are closed "
                  "(set it, or run with --insecure-dev / HUASHU_INSECURE_DEV=1 for a local demo)")
 

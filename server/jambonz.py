@@ -6,13 +6,17 @@
 - `POST /jambonz/calls/{call_sid}/action?seq=N` — the actionHook of our `gather` / `dial` /
   `redirect` verbs: `reason` + `speech.alternatives` / `digits` become our speech / dtmf / silence
   events. `seq` is chosen by us in the hook URL, so a retried hook is idempotent.
-- `POST /jambonz/status` — call status webhook: a finished call becomes a hangup event.
+- `POST /jambonz/status` — call status webhook: a finished call becomes a hangup event; a failed,
+  busy or unanswered one an unreachable event with the reason its SIP cause gives.
+- `WS /stt/jambonz` — our recogniser as a jambonz custom speech vendor (server.jambonz_stt); with
+  HUASHU_JAMBONZ_STT_VENDOR set, every `gather` names that vendor with the node's hints.
 
 Our actions → verbs: play → `play` (the last one before a listen is nested in `gather` for
 barge-in), listen → `gather` (speech + digits, actionHook), transfer → `dial`, hangup → `hangup`,
 send_sms/send_wecom → `tag` (the messages travel with the call's data to the integrator's status
 hook). A reply that ends after playing gets a `redirect` so that jambonz reports playback_done.
-Signed requests: `Jambonz-Signature` when HUASHU_JAMBONZ_SECRET is set (server.guard).
+Signed requests: `Jambonz-Signature` with HUASHU_JAMBONZ_SECRET (server.guard; without the
+secret the routes are closed unless the server runs with insecure_dev).
 Payloads are jambonz's, so they are parsed by hand, with the edge's rules (server.models): the
 nesting bound, and ids/text without control characters or lone surrogates, within the columns'
 lengths; anything else is a 4xx through server.errors.
@@ -55,8 +59,11 @@ def _target(to: str) -> dict[str, Any]:
     return {"type": "user", "name": to}
 
 
-def to_verbs(actions: list[dict[str, Any]], call_sid: str, next_seq: int) -> list[dict[str, Any]]:
-    """Our contract actions → a jambonz verb array (a pure function: replays are byte-identical)."""
+def to_verbs(actions: list[dict[str, Any]], call_sid: str, next_seq: int,
+             recognizer: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """Our contract actions → a jambonz verb array (a pure function: replays are byte-identical).
+    `recognizer`: the gather's recognizer (our custom vendor with the node's hints); default:
+    jambonz's configured one."""
     verbs: list[dict[str, Any]] = []
     messages = [{"type": a["type"], "template": a.get("template", ""), "text": a.get("text", "")}
                 for a in actions if a["type"] in ("send_sms", "send_wecom")]
@@ -73,7 +80,7 @@ def to_verbs(actions: list[dict[str, Any]], call_sid: str, next_seq: int) -> lis
         gather: dict[str, Any] = {
             "verb": "gather", "input": ["speech", "digits"], "actionHook": hook(call_sid, next_seq),
             "timeout": max(1, round(int(last.get("timeout_ms", 6000)) / 1000)), "numDigits": 1,
-            "recognizer": {"vendor": "default", "language": LANGUAGE}}
+            "recognizer": recognizer or {"vendor": "default", "language": LANGUAGE}}
         if nest:
             final = plays[-1]
             gather["play"] = {"url": final["url"]}
@@ -186,7 +193,25 @@ _VERBS_DOC = {200: {"description": "jambonz verb array",
 _BODY_DOC = {"requestBody": {"required": True, "content": {"application/json": {"schema": {"type": "object"}}}}}
 
 
+async def _recognizer(c: Any, call_sid: str) -> dict[str, Any] | None:
+    """Our recogniser as the gather's vendor (HUASHU_JAMBONZ_STT_VENDOR), with the hints of the
+    node the call now waits at; None: jambonz's default recogniser."""
+    vendor = c.settings.jambonz_stt_vendor
+    if not vendor:
+        return None
+    from core.conversation import SessionState
+    from server.recognizer import hints_for
+
+    rec = await c.sessions.load(call_sid)
+    phrases = list(hints_for(c, SessionState.from_dict(rec.state)).phrases) if rec is not None else []
+    return {"vendor": vendor, "language": LANGUAGE, "hints": phrases}
+
+
 def register(app: FastAPI) -> None:
+    from server import jambonz_stt
+
+    jambonz_stt.register(app)
+
     @app.post("/jambonz/calls", tags=["jambonz"], responses=_VERBS_DOC, openapi_extra=_BODY_DOC,
               response_class=Response)
     async def jambonz_call(request: Request,
@@ -215,7 +240,7 @@ def register(app: FastAPI) -> None:
             return _verbs([{"verb": "hangup", "headers": {"X-Huashu-Refused": exc.reason}}])
         finally:
             c.metrics.latency.labels("jambonz_call").observe(time.monotonic() - t0)
-        return _verbs(to_verbs(fastjson.loads(body)["actions"], sid, 1))
+        return _verbs(to_verbs(fastjson.loads(body)["actions"], sid, 1, await _recognizer(c, sid)))
 
     @app.post("/jambonz/calls/{call_sid}/action", tags=["jambonz"], responses=_VERBS_DOC,
               openapi_extra=_BODY_DOC, response_class=Response)
@@ -232,7 +257,7 @@ def register(app: FastAPI) -> None:
             body = await c.calls.event(call_sid, seq, ev, t0=t0)
         finally:
             c.metrics.latency.labels("jambonz_action").observe(time.monotonic() - t0)
-        return _verbs(to_verbs(fastjson.loads(body)["actions"], call_sid, seq + 1))
+        return _verbs(to_verbs(fastjson.loads(body)["actions"], call_sid, seq + 1, await _recognizer(c, call_sid)))
 
     @app.post("/jambonz/status", tags=["jambonz"], openapi_extra=_BODY_DOC,
               responses={200: {"description": "acknowledged",

@@ -198,6 +198,15 @@ class Health(BaseModel):
     detail: str = ""
 
 
+class Ready(BaseModel):
+    status: Literal["ready", "not_ready"]
+    sessions: str
+    outbox_backlog: int = Field(description="Store writes queued while the database was unreachable "
+                                "(drained in the background within seconds of its return)")
+    outbox_parked: int = Field(description="Queued writes the database rejected for their content")
+    detail: str = ""
+
+
 class ReloadOut(BaseModel):
     tracks: list[str]
     generation: int
@@ -213,7 +222,7 @@ def check_json_depth(raw: bytes, limit: int = MAX_JSON_DEPTH) -> None:
     import numpy as np
 
     steps = np.frombuffer(_STRINGS.sub(b"", raw).translate(_DEPTH_STEP, _NOT_BRACKETS), dtype=np.int8)
-    if steps.size and int(np.cumsum(steps.astype(np.int32) - 1).max()) > limit:
+    if steps.size and int(np.cumsum(steps, dtype=np.int32).max()) > limit:
         from server.errors import BadRequest
 
         raise BadRequest(f"body is not valid JSON: nested deeper than {limit} levels", code="invalid_json")
@@ -221,7 +230,7 @@ def check_json_depth(raw: bytes, limit: int = MAX_JSON_DEPTH) -> None:
 
 _STRINGS = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
 _NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
-_DEPTH_STEP = bytes.maketrans(b"[]{}", b"\x02\x00\x02\x00")  # minus one: +1 opens, -1 closes
+_DEPTH_STEP = bytes.maketrans(b"[]{}", b"\x01\xff\x01\xff")  # as int8: +1 opens, -1 closes
 
 
 def parse(model: type[M], raw: bytes) -> M:

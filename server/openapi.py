@@ -46,7 +46,7 @@ def edge_statuses(path: str, method: str) -> set[int]:
             path.startswith(guard.AGENT_PREFIXES) and not path.startswith(guard.AGENT_OPEN_PREFIXES)):
         statuses |= {401, 403}  # bad signature/key; credentials of the area not configured
     if path.startswith(guard.JAMBONZ_PREFIX):
-        statuses.add(401)
+        statuses |= {401, 403}
     if "{" in path:
         statuses.add(404)
     return statuses

@@ -3,9 +3,11 @@
 `MemorySessions` (default) keeps everything in this process; `server.redis_sessions.RedisSessions`
 (when HUASHU_REDIS_URL is set) keeps it in Redis with TTLs so that any worker can serve any
 callback. Both store, per call: the record (state + protocol bookkeeping), the idempotency cache
-(response bytes by key) and a lock; a commit writes the record and responses atomically, and only
-when the record still has the version the caller read (so a worker whose lock expired cannot move a
-conversation back).
+(response bytes by key), the journal (every speech/DTMF event by seq, written on receipt, before the
+turn runs) and a lock; a commit writes the record and responses atomically, and only when the record
+still has the version the caller read (so a worker whose lock expired cannot move a conversation
+back). In Redis a lock whose owner stopped heartbeating is taken over by the next event, so a killed
+worker holds a call for seconds, not for the whole lease.
 """
 
 from __future__ import annotations
@@ -18,9 +20,8 @@ from typing import Any, Protocol
 
 from core import fastjson
 
-# Events queued while a call was busy share the per-call cache with the answers ("e<seq>"), under
-# their own prefix: they expire with the call and need no key of their own.
-QUEUED = "q"
+# One journaled event: (seq, the event's JSON as written by server.calls).
+JournalEntry = tuple[int, bytes]
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,11 +64,14 @@ class CallRecord:
 @dataclass(frozen=True, slots=True)
 class Begin:
     """What `SessionStore.begin` found: the cached answer, or the record (None: unknown call)
-    and, when the call's lock was taken for the caller, its token (None: still busy)."""
+    and, when the call's lock was taken for the caller, its token (None: still busy) and the
+    call's journal (seq → event). `took_over`: the lock was taken from a dead owner."""
 
     cached: bytes | None = None
     record: CallRecord | None = None
     token: str | None = None
+    journal: dict[int, bytes] = field(default_factory=dict)
+    took_over: bool = False
 
 
 class SessionStore(Protocol):
@@ -79,10 +83,15 @@ class SessionStore(Protocol):
 
     async def response(self, call_id: str, key: str) -> bytes | None: ...
 
-    async def begin(self, call_id: str, key: str, wait_s: float) -> Begin:
-        """One step for a callback: the cached answer for `key` if there is one; else the record,
-        with the call's lock taken (waiting up to `wait_s`, re-checking the cache meanwhile).
-        An unknown call is reported without locking."""
+    async def begin(self, call_id: str, key: str, wait_s: float, journal: JournalEntry | None = None) -> Begin:
+        """One step for a callback: the cached answer for `key` if there is one; else `journal` is
+        written to the call's journal (before any waiting) and the record is returned, with the
+        call's lock taken (waiting up to `wait_s`, re-checking the cache meanwhile) and the journal.
+        An unknown call is reported without locking or journaling."""
+        ...
+
+    async def journal(self, call_id: str, seq: int, event: bytes) -> None:
+        """Journal one event ahead of `begin` (an opt-out: journaled before its do-not-contact write)."""
         ...
 
     async def commit(self, call_id: str, record: CallRecord | None, responses: Mapping[str, bytes],
@@ -96,14 +105,6 @@ class SessionStore(Protocol):
         """A token when the call's lock was taken within `wait_s`, else None."""
         ...
 
-    async def queue(self, call_id: str, seq: int, event: bytes) -> None:
-        """Keep an event that arrived while the call was busy (no lock needed: keyed by seq)."""
-        ...
-
-    async def queued(self, call_id: str) -> dict[int, bytes]:
-        """The events kept by `queue`, by seq (the caller skips those already answered)."""
-        ...
-
     async def unlock(self, call_id: str, token: str) -> None: ...
 
     async def active_calls(self) -> int: ...
@@ -115,6 +116,10 @@ class SessionStore(Protocol):
     async def bump_generation(self) -> int: ...
 
     async def ping(self) -> None: ...
+
+    async def start(self) -> None:
+        """Begin background upkeep (Redis: this worker's heartbeat); called once by the lifespan."""
+        ...
 
     async def close(self) -> None: ...
 
@@ -142,6 +147,7 @@ class MemorySessions:
         self.ttl_s = ttl_s
         self._records: dict[str, _Stored] = {}
         self._responses: dict[str, dict[str, bytes]] = {}
+        self._journal: dict[str, dict[int, bytes]] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._generation = 0
         self._last_sweep = time.monotonic()
@@ -154,6 +160,7 @@ class MemorySessions:
         for call_id in [k for k, item in self._records.items() if item.expires < now]:
             self._records.pop(call_id, None)
             self._responses.pop(call_id, None)
+            self._journal.pop(call_id, None)
         for call_id in [k for k, lock in self._locks.items() if k not in self._records and not lock.locked()]:
             del self._locks[call_id]
 
@@ -170,19 +177,27 @@ class MemorySessions:
             return None
         return self._responses.get(call_id, {}).get(key)
 
-    async def begin(self, call_id: str, key: str, wait_s: float) -> Begin:
+    async def begin(self, call_id: str, key: str, wait_s: float, journal: JournalEntry | None = None) -> Begin:
         cached = await self.response(call_id, key)
         if cached is not None:
             return Begin(cached=cached)
         if self._live(call_id) is None:
             return Begin()
+        if journal is not None:
+            await self.journal(call_id, *journal)
         token = await self.lock(call_id, wait_s)
         cached = await self.response(call_id, key)  # a concurrent duplicate may have finished
         if cached is not None:
             if token is not None:
                 await self.unlock(call_id, token)
             return Begin(cached=cached)
-        return Begin(record=await self.load(call_id), token=token)
+        if token is None:
+            return Begin(record=await self.load(call_id))
+        return Begin(record=await self.load(call_id), token=token, journal=dict(self._journal.get(call_id, {})))
+
+    async def journal(self, call_id: str, seq: int, event: bytes) -> None:
+        if self._live(call_id) is not None:
+            self._journal.setdefault(call_id, {})[seq] = event
 
     async def commit(self, call_id: str, record: CallRecord | None, responses: Mapping[str, bytes],
                      expect_version: int, unlock: str | None = None) -> bool:
@@ -212,15 +227,6 @@ class MemorySessions:
             return None
         return "local"
 
-    async def queue(self, call_id: str, seq: int, event: bytes) -> None:
-        if self._live(call_id) is not None:
-            self._responses.setdefault(call_id, {})[f"{QUEUED}{seq}"] = event
-
-    async def queued(self, call_id: str) -> dict[int, bytes]:
-        if self._live(call_id) is None:
-            return {}
-        return {int(k[len(QUEUED):]): v for k, v in self._responses.get(call_id, {}).items() if k.startswith(QUEUED)}
-
     async def unlock(self, call_id: str, token: str) -> None:
         lock = self._locks.get(call_id)
         if lock is not None and lock.locked():
@@ -240,6 +246,10 @@ class MemorySessions:
     async def ping(self) -> None:
         return None
 
+    async def start(self) -> None:
+        return None  # one process: a lock's owner cannot die without its call state
+
     async def close(self) -> None:
         self._records.clear()
         self._responses.clear()
+        self._journal.clear()

@@ -154,6 +154,10 @@ class DurableWrites:
     def outbox_pending(self) -> int:
         return self._outbox.count()
 
+    def outbox_parked(self) -> int:
+        """Entries the database rejected for their content (kept in the outbox file, never replayed)."""
+        return self._outbox.parked()
+
 
 def _replay(conn: Connection, entries: list[OutboxEntry], now: datetime) -> None:
     results = [e.payload for e in entries if e.kind == "result"]

@@ -29,7 +29,7 @@ from tests.conftest import ROOT
 from tests.server.conftest import TRACK, client_for
 from tests.store.conftest import pg_url  # noqa: F401 (fixture)
 
-SECRET, AGENT = "hostile-secret", "hostile-agent-key"
+SECRET, AGENT, JAMBONZ = "hostile-secret", "hostile-agent-key", "hostile-jambonz-secret"
 PHONE = "13812345678"
 HEX = "0" * 64
 UNMASKED = re.compile(r"(?<![0-9])1[3-9][0-9]{9}(?![0-9])")
@@ -106,9 +106,17 @@ def _signed_headers(body: bytes) -> dict[str, Any]:
     return {"X-Huashu-Signature": sign(SECRET, body), "Content-Type": "application/json"}
 
 
+def _jambonz(http: Any, path: str, body: bytes) -> Any:
+    """A jambonz webhook, signed as jambonz signs it (the hostile part is the payload)."""
+    return http.post(path, content=body, headers={"Jambonz-Signature": sign(JAMBONZ, body),
+                                                  "Content-Type": "application/json"})
+
+
 def _settings(tmp_path: Path, **overrides: Any) -> Settings:
     return Settings(**{"data_dir": tmp_path / "data", "cache_dir": tmp_path / "cache", "gateway_secret": SECRET,
-                       "agent_keys": AGENT, "insecure_dev": False, "calling_window": "00:00-24:00", **overrides})
+                       "agent_keys": AGENT, "jambonz_secret": JAMBONZ,
+                       "wecom_token": "tok", "wecom_aes_key": "a" * 43, "wecom_corp_id": "corp",
+                       "insecure_dev": False, "calling_window": "00:00-24:00", **overrides})
 
 
 def _check_4xx(r: httpx.Response, name: str) -> None:
@@ -142,7 +150,7 @@ def client(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> Iterator[TestCli
     caplog.set_level(logging.INFO)
     with client_for(_settings(tmp_path)) as c:
         _healthy_call(c, "c-ok")
-        r = c.post("/jambonz/calls", json=_webhook(call_sid="jb-ok"))
+        r = _jambonz(c, "/jambonz/calls", _raw(_webhook(call_sid="jb-ok")))
         assert r.status_code == 200, r.text
         yield c
 
@@ -165,8 +173,8 @@ def test_hostile_v1_inputs_are_4xx(client: TestClient, caplog: pytest.LogCapture
 
 def test_hostile_jambonz_inputs_are_4xx(client: TestClient, caplog: pytest.LogCaptureFixture) -> None:
     for name, path, body in JAMBONZ_CASES:
-        _check_4xx(client.post(path, content=body, headers={"Content-Type": "application/json"}), name)  # type: ignore[arg-type]
-    assert client.post("/jambonz/calls", json=_webhook(call_sid="jb-after")).status_code == 200
+        _check_4xx(_jambonz(client, path, body), name)
+    assert _jambonz(client, "/jambonz/calls", _raw(_webhook(call_sid="jb-after"))).status_code == 200
     _assert_clean_log(caplog.text)
 
 
@@ -199,8 +207,8 @@ def test_database_outage_at_call_start_is_503_with_retry_after(tmp_path: Path, p
             r = client.post("/v1/calls", content=body, headers=_signed_headers(body))
             assert r.status_code == 503 and r.headers["Retry-After"] == "1", r.text
             assert r.json() == {"code": "store_unavailable", "detail": "database unavailable, retry"}
-            r = client.post("/jambonz/calls", json=_webhook(call_sid="jb-pg", data={"customer_id": "cust-pg-3"}))
-            assert r.status_code == 503 and r.json()["code"] == "store_unavailable"
+            jb = _jambonz(client, "/jambonz/calls", _raw(_webhook(call_sid="jb-pg", data={"customer_id": "cust-pg-3"})))
+            assert jb.status_code == 503 and jb.json()["code"] == "store_unavailable"
             r = client.get("/v1/customers/cust-pg-2", headers={"Authorization": f"Bearer {AGENT}"})
             assert r.status_code == 503 and "Retry-After" in r.headers
             r = client.get("/v1/wecom/customers/cust-pg-2", headers={"Authorization": f"Bearer {AGENT}"})
@@ -226,6 +234,7 @@ def test_real_server_log_has_no_phone_numbers(tmp_path: Path, nlu_model_dir: Pat
     env = {k: v for k, v in os.environ.items() if not k.startswith("HUASHU_")}
     env.update(HUASHU_DATA_DIR=str(tmp_path / "data"), HUASHU_CACHE_DIR=str(tmp_path / "cache"),
                HUASHU_NLU_MODEL_DIR=str(nlu_model_dir), HUASHU_GATEWAY_SECRET=SECRET, HUASHU_AGENT_KEYS=AGENT,
+               HUASHU_JAMBONZ_SECRET=JAMBONZ,
                HUASHU_CALLING_WINDOW="00:00-24:00")
     log = tmp_path / "serve.log"
     huashu = str(Path(sys.executable).parent / "huashu")
@@ -239,8 +248,8 @@ def test_real_server_log_has_no_phone_numbers(tmp_path: Path, nlu_model_dir: Pat
             for name, path, body, headers in V1_CASES:
                 _check_4xx(http.post(path, content=body, headers=_signed_headers(body) if headers is None else headers), name)
             for name, path, body in JAMBONZ_CASES:
-                _check_4xx(http.post(path, content=body, headers={"Content-Type": "application/json"}), name)
-            assert http.post("/jambonz/calls", json=_webhook(call_sid=f"jb-{PHONE}")).status_code == 200
+                _check_4xx(_jambonz(http, path, body), name)
+            assert _jambonz(http, "/jambonz/calls", _raw(_webhook(call_sid=f"jb-{PHONE}"))).status_code == 200
             _healthy_call(http, "after")
             assert proc.poll() is None
     finally:
@@ -264,3 +273,44 @@ def _wait_healthy(proc: subprocess.Popen[bytes], base: str, log: Path) -> None:
             pass
         time.sleep(0.3)
     raise AssertionError(f"huashu serve did not become healthy: {log.read_text()[-2000:]}")
+
+
+@pytest.mark.parametrize(("body", "ok"), [
+    (b"[" * 32 + b"]" * 32, True),  # the limit itself
+    (b"[" * 33 + b"]" * 33, False),
+    (b'{"a":' * 33 + b"1" + b"}" * 33, False),
+    (b'{"t":"' + b"[" * 500 + b'"}', True),  # brackets inside a string are text
+    (b'{"t":"\\"[[[[' + b"[" * 500 + b'"}', True),  # …also after an escaped quote
+    (b"[[]," * 200 + b"1" + b"]" * 200, False),  # depth climbs one per "[[]," without a long run of "["
+    (b"[]" * 100_000, True),
+])
+def test_nesting_bound(body: bytes, ok: bool) -> None:
+    from server.errors import BadRequest
+    from server.models import check_json_depth
+
+    if ok:
+        check_json_depth(body)
+    else:
+        with pytest.raises(BadRequest, match="nested deeper than 32"):
+            check_json_depth(body)
+
+
+def test_hostile_wecom_inputs_are_4xx(client: TestClient, caplog: pytest.LogCaptureFixture) -> None:
+    auth = {"Authorization": f"Bearer {AGENT}", "Content-Type": "application/json"}
+    suggest = {"customer_id": PHONE, "message": "多少钱"}
+    cases = [
+        ("nested 100k deep", "/v1/wecom/suggest", DEEP),
+        ("surrogate customer_id", "/v1/wecom/suggest", _raw({**suggest, "customer_id": SURROGATE})),
+        ("control message", "/v1/wecom/suggest", _raw({**suggest, "message": "多少钱\x1b[2J"})),
+        ("customer_id of 65", "/v1/wecom/suggest", _raw({**suggest, "customer_id": "x" * 65})),
+        ("surrogate history", "/v1/wecom/suggest", _raw({**suggest, "history": [{"role": "agent", "text": SURROGATE}]})),
+        ("feedback control id", "/v1/wecom/feedback", _raw({**suggest, "suggestion_id": "s\n1"})),
+        ("callback t of 5,000 digits", "/v1/wecom/callback?msg_signature=x&nonce=n&timestamp=" + "1" * 5000, b"<xml/>"),
+        ("callback t superscript", "/v1/wecom/callback?msg_signature=x&nonce=n&timestamp=%C2%B9" + PHONE, b"<xml/>"),
+    ]
+    for name, path, body in cases:
+        _check_4xx(client.post(path, content=body, headers=auth), name)  # type: ignore[arg-type]
+    for path in ("/v1/wecom/customers/" + "x" * 65, "/v1/wecom/customers/a%0Ab"):
+        _check_4xx(client.get(path, headers=auth), path)  # type: ignore[arg-type]
+    assert client.post("/v1/wecom/suggest", json=suggest, headers=auth).status_code == 200
+    _assert_clean_log(caplog.text)

@@ -28,7 +28,8 @@ def test_nothing_configured_closes_every_protected_area(tmp_path: Path) -> None:
     with client_for(_settings(tmp_path)) as client:
         for method, path, body in [("POST", "/v1/calls", START), ("GET", "/v1/customers/cust-1", None),
                                    ("POST", "/v1/wecom/suggest", SUGGEST), ("GET", "/v1/wecom/customers/cust-1", None),
-                                   ("GET", f"/v1/reports/{TRACK}", None)]:
+                                   ("GET", f"/v1/reports/{TRACK}", None),
+                                   ("POST", "/jambonz/calls", {"call_sid": "jb-1", "customerData": START})]:
             r = client.request(method, path, json=body)
             assert r.status_code == 403, (path, r.text)
             assert r.json()["code"] == "not_configured" and "--insecure-dev" in r.json()["detail"]
