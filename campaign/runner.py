@@ -248,8 +248,8 @@ class Runner:
             raise StoreError(f"no call gateway configured (campaign {camp.name})")
         phone = provider_phones(self.store, [touch.customer_id]).get(touch.customer_id, "") \
             if self.calls.include_phone else ""
-        request = CallRequest(touch.key, touch.customer_id, step.spec.track, dict(step.spec.vars), phone,
-                              camp.name, step.id)
+        variables = {**getattr(camp.file, "vars", {}), **step.spec.vars}  # the campaign's, the step's win
+        request = CallRequest(touch.key, touch.customer_id, step.spec.track, variables, phone, camp.name, step.id)
         try:
             self.calls.place(request)
         except PlaceError as exc:
