@@ -13,9 +13,11 @@ import logging
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 
 from core.vocab import OUTCOME_GRADE
+from dialogue.facts import sample_values
 from dialogue.loader import Bundle
 from dialogue.render import render_text
 from dialogue.schema import BACK, Branch, Track
@@ -89,9 +91,9 @@ def _edges(track: Track) -> list[GEdge]:
             add(node_id, node.next, "")
         elif isinstance(node.next, Branch):
             for value, target in node.next.cases.items():
-                add(node_id, target, f"{node.next.slot}={value}")
+                add(node_id, target, f"{node.next.subject}={value}")
             if node.next.unset is not None:
-                add(node_id, node.next.unset, f"{node.next.slot} unset")
+                add(node_id, node.next.unset, f"{node.next.subject} unset")
             add(node_id, node.next.default, "else")
     for intent, edge in track.handlers.items():
         add(HANDLERS, edge.goto, intent, True)
@@ -103,7 +105,7 @@ def _edges(track: Track) -> list[GEdge]:
 def _gnodes(bundle: Bundle, track: Track) -> dict[str, GNode]:
     persona = bundle.persona_for(track)
     values = {"agent_name": persona.name, "brand": persona.brand, **persona.variables,
-              **{k: v.default for k, v in track.variables.items()}}
+              **sample_values(track, date.today())}
     out: dict[str, GNode] = {}
     for node_id, node in track.nodes.items():
         texts = [render_text(persona.clips[c].text, values) for c in node.say if c in persona.clips]
@@ -119,7 +121,7 @@ def _gnodes(bundle: Bundle, track: Track) -> dict[str, GNode]:
             kind, outcome = "transfer", "transferred"
             sub = f"☎ transfer: {node.transfer}"
         elif isinstance(node.next, Branch):
-            kind, sub = "branch", f"◇ {node.next.slot}?"
+            kind, sub = "branch", f"◇ {node.next.subject}?"
         elif node.return_:
             kind, sub = "return", "↩ " + _short(texts[0] if texts else "", 12)
         else:
