@@ -70,6 +70,7 @@ class Reprompt(_Strict):
 
 
 class Node(_Strict):
+    title: str = ""  # the node's name for ops people (reports, graphs); default: its id
     say: tuple[str, ...] = ()
     reprompt: tuple[str, ...] = ()  # what to say when coming back here (default: say)
     actions: tuple[str | dict[str, str], ...] = ()
