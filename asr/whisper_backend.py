@@ -66,8 +66,8 @@ class WhisperConfig:
     hint_by_sound: bool = True  # rewrite homophones of the hint phrases (asr.hotwords)
     # Utterances of different calls that end together are decoded as one batch (one encoder and
     # one beam search over up to max_batch of them): under load a decode worker takes every
-    # utterance waiting at that moment instead of one. 1: one at a time.
-    max_batch: int = 8
+    # utterance waiting at that moment instead of one. 1: one at a time (HUASHU_ASR_MAX_BATCH).
+    max_batch: int = 1
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,6 +11,7 @@ from collections.abc import Iterable, Iterator
 
 from core.vocab import INTENT_SET, OUTCOME_SET, TAG_SET
 from core.yamlio import Problem, SourceMap
+from dialogue.facts import binding_problems
 from dialogue.schema import BACK, Branch, Persona, Track
 
 PSEUDO_INTENTS = frozenset({"transfer"})  # DTMF 0 / "转人工" routes through this handler
@@ -123,8 +124,10 @@ def check_track(track: Track, src: SourceMap, personas: dict[str, Persona],
             unset = () if node.next.unset is None else (node.next.unset,)
             for target in (*node.next.cases.values(), *unset, node.next.default):
                 check_target(node_id, target, "branch")
-            if node.next.slot not in track.slots:
+            if node.next.slot is not None and node.next.slot not in track.slots:
                 bad(node_id, f"branch on undeclared slot {node.next.slot!r}")
+            if node.next.var is not None and node.next.var not in track.variables:
+                bad(node_id, f"branch on undeclared variable {node.next.var!r}")
         if node.return_ and node.say == ():
             bad(node_id, "a return node must say something")
         if node.waits and not node.say and not node.reprompt:
@@ -151,6 +154,10 @@ def check_track(track: Track, src: SourceMap, personas: dict[str, Persona],
         for var in template_variables(text):
             if var not in declared:
                 bad("", f"clip/template {name!r} uses undeclared variable {{{var}}}", "variables")
+
+    for name, variable in track.variables.items():
+        for message in binding_problems(name, variable):
+            problems.append(Problem(src.file, src.var_line(name), f"variables.{name}", message))
 
     if problems:  # graph walks assume the references are sound
         return problems

@@ -28,7 +28,7 @@ OPTIONAL = ("name", "persona_group", "price_sensitivity", "channel", "deposit_pa
 # Our additions (contract: extend freely): membership for OAIPL quadrants, cart/interest and
 # activity for their segments, the customer's own timezone for the calling window, import tags.
 EXTENSIONS = ("is_member", "member_since", "joined_at", "cart_at", "last_active_at", "timezone", "tags",
-              "external_userid", "gender")
+              "external_userid", "gender", "last_product", "balance_amount")
 COLUMNS = REQUIRED + OPTIONAL + EXTENSIONS
 
 _TRUE = {"1", "true", "yes", "y", "t", "是", "已付", "已支付"}
@@ -67,6 +67,8 @@ class CsvRow(BaseModel):
     tags: tuple[str, ...] = ()
     external_userid: str | None = None  # WeCom external contact id (wm…/wo…)
     gender: str = ""
+    last_product: str = ""
+    balance_amount: float | None = None
 
     @field_validator("customer_id")
     @classmethod
@@ -115,7 +117,7 @@ class CsvRow(BaseModel):
             return False
         raise ValueError("must be true/false (or 1/0, yes/no, 是/否)")
 
-    @field_validator("deposit_amount", "total_spent", "purchase_count")
+    @field_validator("deposit_amount", "total_spent", "purchase_count", "balance_amount")
     @classmethod
     def _non_negative(cls, v: float | int | None) -> float | int | None:
         if v is not None and v < 0:

@@ -87,6 +87,8 @@ orders = sa.Table(
     sa.Column("last_purchase_day", sa.Integer, nullable=True),
     sa.Column("total_spent", sa.Float, nullable=False, server_default="0"),
     sa.Column("cycle_days", sa.Integer, nullable=True),
+    sa.Column("last_product", sa.String(128), nullable=False, server_default=""),  # rev 0003
+    sa.Column("balance_amount", sa.Float, nullable=True),  # rev 0003
     sa.Column("updated_at", UTCDateTime, nullable=False),
 )
 

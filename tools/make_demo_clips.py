@@ -62,8 +62,8 @@ def plan(scripts: Path, persona_id: str) -> dict[Path, str]:
         if track.persona != persona_id:
             continue
         for name, var in track.variables.items():
-            if name in used_vars and var.type in TEXT_KINDS:
-                text_values.add(var.default)
+            if name in used_vars and var.type in TEXT_KINDS:  # what defaults and test customers say
+                text_values.update(v for v in (var.default, var.sample) if v is not None)
     for value in sorted(text_values):
         wanted[Path("vars") / f"{safe_name(speak_value(value))}.wav"] = value
     return wanted

@@ -16,7 +16,7 @@ import typer
 from huashu.cli._lazy import BarColumn, MofNCompleteColumn, Progress, Settings, Table, TextColumn, TimeElapsedColumn, console
 
 if TYPE_CHECKING:
-    from store.campaigns import StepPlan
+    from store.campaigns import CallVars, Step, StepPlan
     from store.sql import SqlStore
 
 err = console(stderr=True)
@@ -113,7 +113,8 @@ def customers_demo(
     csv_out: Annotated[Path | None, typer.Option("--csv", help="also write an importable CSV here")] = None,
 ) -> None:
     """Generate realistic demo customers (deterministic) into the store."""
-    from store.demo import generate_customers, generate_history, write_csv
+    from dialogue.history import generate_history
+    from store.demo import generate_customers, write_csv
 
     settings = Settings()
     tz = ZoneInfo(settings.timezone)
@@ -276,7 +277,7 @@ def campaign_plan(
         if start:
             camp = replace(camp, start_at=_instant(settings, start, "--start"),
                            steps=tuple(replace(s, scheduled_at=None) for s in camp.steps))
-        steps = plan(st, camp, when)
+        steps = plan(st, camp, when, _task_vars(settings, st, when))
     out.print(f"[bold]{camp.name}[/] {camp.title} · crowd {camp.crowd.name} · at {when.isoformat()}")
     table = Table("step", "channel", "scheduled", "status", "due now", "excluded", "why")
     for sp in steps:
@@ -293,6 +294,24 @@ def campaign_plan(
     if out_dir is not None:
         _write_plan(out_dir, camp.name, steps, when)
         out.print(f"lists written to {out_dir}/")
+
+
+def _task_vars(settings: Settings, st: SqlStore, when: datetime) -> CallVars:
+    """Call steps' variables from the talk track: the customer's facts and the campaign's values."""
+    from dialogue.facts import BadValue, task_vars
+    from dialogue.loader import load_bundle
+    from store.errors import StoreError
+
+    bundle = load_bundle(settings.effective_scripts_dir)
+    today = when.astimezone(st.tz).date()
+
+    def resolve(step: Step, campaign_vars: dict[str, str], ids: list[str]) -> dict[str, tuple[dict[str, str], str | None]]:
+        try:
+            track = bundle.track(step.spec.track)
+            return task_vars(track, bundle.persona_for(track), st.customers_by_id(ids), ids, campaign_vars, today)
+        except (KeyError, BadValue) as exc:
+            raise StoreError(f"step {step.spec.id}: {exc.args[0]}") from None
+    return resolve
 
 
 def _write_plan(out_dir: Path, campaign: str, steps: list[StepPlan], when: datetime) -> None:

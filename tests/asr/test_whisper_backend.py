@@ -121,7 +121,7 @@ def test_utterances_that_end_together_are_decoded_in_one_batch(whisper: Recogniz
 
     backend._run_batch = counting
     config, slots = backend.config, backend._slots
-    backend.config = replace(config, num_workers=1)
+    backend.config = replace(config, num_workers=1, max_batch=8)
     backend._slots = threading.Semaphore(1)  # one decode at a time: the others must wait and join a batch
     try:
         together: list[str] = [""] * len(samples)

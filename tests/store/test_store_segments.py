@@ -14,8 +14,9 @@ import typer
 from typer.testing import CliRunner
 
 from core.settings import Settings
+from dialogue.history import generate_history
 from store import schema as t
-from store.demo import generate_customers, generate_history
+from store.demo import generate_customers
 from store.errors import StoreError
 from store.segment_sql import evaluate
 from store.segments import Segment, load_segment, load_segments, parse_where
