@@ -48,7 +48,7 @@ def load_recognizer(settings: Settings, backend: str | None = None, *, cached: b
     if name not in BACKENDS:
         raise AsrError(f"unknown ASR backend {name!r} (HUASHU_ASR_BACKEND / --backend): use one of {', '.join(BACKENDS)}")
     key = (name, settings.whisper_model, settings.vosk_model, str(settings.cache_dir), settings.asr_threads,
-           settings.asr_workers, settings.asr_hangover_ms, settings.asr_vad_threshold)
+           settings.asr_workers, settings.asr_hangover_ms, settings.asr_vad_threshold, settings.asr_max_batch)
     if cached:
         with _cache_lock:
             if key in _cache:
@@ -74,5 +74,6 @@ def _build(name: str, settings: Settings) -> Recognizer:
     from asr.whisper_backend import WhisperConfig, WhisperRecognizer
 
     model_dir = models.whisper_model_dir(settings.whisper_model, settings.cache_dir)
-    cfg = WhisperConfig(cpu_threads=settings.asr_threads, num_workers=settings.asr_workers)
+    cfg = WhisperConfig(cpu_threads=settings.asr_threads, num_workers=settings.asr_workers,
+                        max_batch=settings.asr_max_batch)
     return GatedRecognizer(WhisperRecognizer(model_dir, cfg), vad_config(settings), "whisper")

@@ -19,7 +19,7 @@ import threading
 import zlib
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from difflib import SequenceMatcher
 from pathlib import Path
 
@@ -64,6 +64,10 @@ class WhisperConfig:
     max_chars_per_s: float = 9.0
     max_tokens_per_s: float = 8.0  # decode budget; Mandarin is ~4-6 characters a second
     hint_by_sound: bool = True  # rewrite homophones of the hint phrases (asr.hotwords)
+    # Utterances of different calls that end together are decoded as one batch (one encoder and
+    # one beam search over up to max_batch of them): under load a decode worker takes every
+    # utterance waiting at that moment instead of one. 1: one at a time (HUASHU_ASR_MAX_BATCH).
+    max_batch: int = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +126,17 @@ def collapse_loops(text: str) -> str:
     return text
 
 
+@dataclass(eq=False)
+class _Job:
+    """One utterance waiting for a batched decode."""
+
+    samples: np.ndarray
+    hints: AsrHints | None
+    done: threading.Event = field(default_factory=threading.Event)
+    result: Decoded | None = None
+    error: BaseException | None = None
+
+
 class WhisperRecognizer:
     """Batch + streaming recognizer on a local CTranslate2 Whisper model (16 kHz input)."""
 
@@ -148,6 +163,8 @@ class WhisperRecognizer:
         self._lock = threading.Lock()
         self._executor: ThreadPoolExecutor | None = None
         self._busy = 0
+        self._queue: list[_Job] = []
+        self._slots = threading.Semaphore(cfg.num_workers)  # batches decoding at once
 
     def speculate(self, fn: Callable[[], Transcript]) -> Future[Transcript] | None:
         """Run `fn` in the background if a model worker is idle, else None: under load,
@@ -189,10 +206,68 @@ class WhisperRecognizer:
         with self._lock:
             self._busy += 1
         try:
-            return self._decode(samples, hints)
+            if self.config.max_batch <= 1 or self.config.fallback_logprob is not None:
+                return self._decode(samples, hints)
+            return self._batched(samples, hints)
         finally:
             with self._lock:
                 self._busy -= 1
+
+    def _batched(self, samples: np.ndarray, hints: AsrHints | None) -> Decoded:
+        """Queue this utterance; whichever caller gets a decode slot first decodes everything
+        queued by then (its own and other calls') in one batch and hands out the results."""
+        job = _Job(samples, hints)
+        with self._lock:
+            self._queue.append(job)
+        with self._slots:
+            if not job.done.is_set():
+                with self._lock:
+                    batch, self._queue = self._queue[: self.config.max_batch], self._queue[self.config.max_batch :]
+                if batch:
+                    self._decode_batch(batch)
+        job.done.wait()
+        if job.error is not None:
+            raise job.error
+        assert job.result is not None
+        return job.result
+
+    def _decode_batch(self, jobs: list[_Job]) -> None:
+        cfg = self.config
+        try:
+            speech = [len(j.samples) / SAMPLE_RATE for j in jobs]
+            window_s = min(30.0, max(cfg.min_window_s, max(math.ceil(s + cfg.window_pad_s) for s in speech)))
+            prompts = [self._prompt(j.hints) for j in jobs]
+            outs = self._run_batch([j.samples for j in jobs], window_s, [p for p, _ in prompts], speech)
+            for j, (text, logprob, no_speech), (_, prompt_text), s in zip(jobs, outs, prompts, speech, strict=True):
+                j.result = self._guard(text, logprob, no_speech, s, prompt_text, j.hints, window_s)
+        except Exception as exc:  # every waiting caller gets the error, none hangs
+            for j in jobs:
+                j.error = exc
+        finally:
+            for j in jobs:
+                j.done.set()
+
+    def _run_batch(self, batch: list[np.ndarray], window_s: float, prompts: list[list[int]],
+                   speech: list[float]) -> list[tuple[str, float, float]]:
+        n = int(window_s * SAMPLE_RATE)
+        feats = []
+        for samples in batch:
+            audio = np.zeros(n, dtype=np.float32)
+            audio[: min(n, len(samples))] = samples[:n]
+            feats.append(self._model.feature_extractor(audio)[:, : int(window_s * _FRAMES_PER_S)])
+        encoded = self._model.model.encode(self._storage(np.ascontiguousarray(np.stack(feats))), to_cpu=False)
+        longest = max(len(p) for p in prompts)
+        max_new = int(self.config.max_tokens_per_s * max(speech)) + 8
+        results = self._model.model.generate(
+            encoded, prompts, beam_size=self.config.beam_size, max_length=longest + max_new,
+            return_scores=True, return_no_speech_prob=True, suppress_blank=True, suppress_tokens=self._suppress,
+        )
+        out = []
+        for res in results:
+            ids = [t for t in res.sequences_ids[0] if t < self._tok.eot]
+            logprob = float(res.scores[0]) if res.scores else -10.0
+            out.append((self._tok.decode(ids).strip(), logprob, float(res.no_speech_prob)))
+        return out
 
     def _decode(self, samples: np.ndarray, hints: AsrHints | None) -> Decoded:
         cfg = self.config

@@ -168,14 +168,19 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--show-errors", action="store_true")
     ap.add_argument("--write-results", action="store_true")
+    ap.add_argument("--no-hints", action="store_true", help="whole calls without hints (the path before hints shipped)")
     args = ap.parse_args()
+    if args.no_hints:
+        import dialogue.hints
+
+        dialogue.hints.phrases_for = lambda *a, **k: ()  # type: ignore[assignment]
     lines: list[str] = []
 
     def emit(line: str) -> None:
         print(line, flush=True)
         lines.append(line)
 
-    emit("Command: `.venv/bin/python bench/asr_calls.py --write-results`")
+    emit("Command: `.venv/bin/python bench/asr_calls.py --write-results`" + (" (--no-hints)" if args.no_hints else ""))
     emit("")
     report(emit, args.show_errors)
     emit("")

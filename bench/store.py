@@ -30,8 +30,9 @@ from core.conversation import ConversationResult, TurnRecord, Utterance
 from core.customers import CustomerRecord
 from core.settings import Settings
 from core.vocab import grade_for
+from dialogue.history import generate_history
 from store import open_store
-from store.demo import generate_customers, generate_history
+from store.demo import generate_customers
 from store.segment_sql import evaluate
 from store.segments import load_segments
 from store.sql import SqlStore

@@ -48,10 +48,11 @@ def main() -> None:
 
     from fastapi.testclient import TestClient
 
+    from dialogue.history import generate_history
     from huashu.app import create_app
     from huashu.runtime import build_runtime
     from nlu import load_classifier
-    from store.demo import generate_customers, generate_history
+    from store.demo import generate_customers
     from wecom.demo_calls import load_script
     from wecom.service import WecomService
 

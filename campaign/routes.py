@@ -29,13 +29,17 @@ from store.errors import StoreError
 log = logging.getLogger("huashu.campaign")
 
 
+# ids: no control characters, line separators or "/" (the edge's rule, docs/server.md)
+_ID = r"^[^\x00-\x1f\x7f-\x9f\u2028\u2029/]+$"
+
+
 class EventIn(BaseModel):
     model_config = ConfigDict(extra="allow")
-    event_id: str = Field(min_length=1, max_length=128)
+    event_id: str = Field(min_length=1, max_length=128, pattern=_ID)
     type: str = Field(min_length=1, max_length=64)
-    customer_id: str = Field(min_length=1, max_length=64)
+    customer_id: str = Field(min_length=1, max_length=64, pattern=_ID)
     at: datetime | None = None
-    call_id: str | None = None
+    call_id: str | None = Field(default=None, max_length=128, pattern=_ID)
     result: str | None = None
     reason: str | None = None
     tag: str | None = None
@@ -63,8 +67,18 @@ def runner_of(request: Request) -> Runner:
     return runner
 
 
-def _error(status: int, code: str, message: str) -> JSONResponse:
-    return JSONResponse({"code": code, "error": message}, status_code=status)
+def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    """The server's one error body (`{"code", "detail"}`, docs/server.md)."""
+    return JSONResponse({"code": code, "detail": message}, status_code=status, headers=headers)
+
+
+_DOC = {400: "Malformed body (not UTF-8, not JSON)", 404: "Unknown campaign",
+        422: "Wrong shape or an unknown event type", 503: "The store is unavailable; retry after Retry-After"}
+
+
+def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI error responses; the server fills in its one error body (server.openapi)."""
+    return {s: {"description": _DOC[s]} for s in statuses}
 
 
 @asynccontextmanager
@@ -95,7 +109,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 router = APIRouter(lifespan=lifespan)
 
 
-@router.post("/v1/events", tags=["campaigns"])
+@router.post("/v1/events", tags=["campaigns"], responses=_errors(422, 503))
 async def post_event(request: Request) -> JSONResponse:
     """A shop event (deposit_paid, balance_paid, order_paid, wecom_reply, tag) or a gateway's call
     result (`type: call_result` with call_id, result, reason). Idempotent by event_id."""
@@ -116,12 +130,11 @@ async def post_event(request: Request) -> JSONResponse:
     try:
         out = await asyncio.get_running_loop().run_in_executor(None, record, runner, event)
     except StoreError as exc:
-        return JSONResponse({"code": "store_unavailable", "error": str(exc)}, status_code=503,
-                            headers={"Retry-After": "5"})
+        return _error(503, "store_unavailable", str(exc), {"Retry-After": "5"})
     return JSONResponse(out)
 
 
-@router.post("/jambonz/campaign-status", tags=["campaigns"])
+@router.post("/jambonz/campaign-status", tags=["campaigns"], responses=_errors(503))
 async def jambonz_status(request: Request) -> JSONResponse:
     """jambonz's call status hook for calls the runner placed (tag.huashu_call_id)."""
     try:
@@ -139,7 +152,7 @@ async def jambonz_status(request: Request) -> JSONResponse:
     return JSONResponse(out)
 
 
-@router.get("/v1/campaigns/{name}/status", tags=["campaigns"])
+@router.get("/v1/campaigns/{name}/status", tags=["campaigns"], responses=_errors(404, 503))
 async def status(name: str, request: Request) -> JSONResponse:
     """Per step: due, sent, answered, converted, failed, skipped by reason (and per branch)."""
     runner = runner_of(request)
@@ -151,7 +164,8 @@ async def status(name: str, request: Request) -> JSONResponse:
     return JSONResponse(doc)
 
 
-@router.get("/v1/reports/campaigns/{name}", tags=["campaigns"], response_class=HTMLResponse)
+@router.get("/v1/reports/campaigns/{name}", tags=["campaigns"], response_class=HTMLResponse,
+            responses=_errors(404, 503))
 async def report(name: str, request: Request) -> HTMLResponse:
     """The status as a page (refreshes every 10 s)."""
     runner = runner_of(request)
@@ -181,7 +195,7 @@ def render_report(doc: dict[str, Any]) -> str:
     return f"""<!doctype html><html lang="zh"><head><meta charset="utf-8"><meta http-equiv="refresh" content="10">
 <title>{e(doc['campaign'])} · 话术 campaign</title><style>
 body{{font:14px system-ui,sans-serif;margin:2em;color:#222}} table{{border-collapse:collapse}}
-td,th{{border:1px solid #ccc;padding:4px 10px;text-align:right}} th:first-child{{text-align:left}}
+td,th{{border:1px solid #ccc;padding:4px 10px;text-align:right;white-space:nowrap}} th:first-child{{text-align:left}}
 thead th{{background:#f3f3f3}} .branch{{color:#666}} .status{{font-weight:bold}}</style></head><body>
 <h1>{e(doc['title'] or doc['campaign'])} <small>{e(doc['campaign'])}</small></h1>
 <p>status <span class=status id=status>{e(doc['status'])}</span> · started {e(doc['started_at'])}

@@ -18,13 +18,14 @@ from typing import TYPE_CHECKING
 import sqlalchemy as sa
 
 from campaign.channels import CallPlacer, CallRequest, PlaceError
-from campaign.eligibility import still_in
+from campaign.eligibility import still_in, target_if_in
 from campaign.repo import Touch, Touches
 from campaign.spec import RunCampaign, RunStep
+from core.vocab import UNREACHABLE_REASON_SET
 from store import schema as t
 from store.campaigns import render
 from store.errors import StoreError
-from store.gate import DO_NOT_CONTACT, OUTSIDE_CALLING_WINDOW, zone
+from store.gate import DO_NOT_CONTACT, OUTSIDE_CALLING_WINDOW, POWERED_OFF, zone
 from store.phones import mask_id
 from store.providers import MessageProvider, OutboundMessage
 from store.segment_sql import Target, evaluate, provider_phones
@@ -161,7 +162,7 @@ class Runner:
         if touch is None:
             return "not_claimed"
         try:
-            camp, _, _ = self.touches.campaign(touch.campaign)
+            camp, _, _ = self.touches.campaign(touch.campaign, fresh=False)
             return self._execute(camp, touch, now)
         except Paced:
             self.touches.finish(touch, state="pending", status=None, reason="paced")
@@ -182,11 +183,13 @@ class Runner:
             return self._send_message(camp, touch, now)
         base = touch.step.removesuffix(FALLBACK_SUFFIX)
         step = camp.step(base)
-        if not still_in(self.store, camp.crowd, step.when, [touch.customer_id], now):
+        target = target_if_in(self.store, camp.crowd, step.when, touch.customer_id, now)
+        if target is None:
             return self._skip(touch, now, "no_longer_matches")
         reason = self.store.check_contact(touch.customer_id, now, touch.channel, conversation_id=touch.task_id)
-        if reason == OUTSIDE_CALLING_WINDOW:
-            later = self.next_window(touch.customer_id, now)
+        if reason in (OUTSIDE_CALLING_WINDOW, POWERED_OFF):  # powered off today: try again tomorrow
+            later = self.next_window(touch.customer_id, now if reason == OUTSIDE_CALLING_WINDOW
+                                     else self.next_local_day(touch.customer_id, now))
             self.touches.finish(touch, state="pending", status=None, reason=reason, due_at=later)
             return "postponed"
         if reason is not None:
@@ -203,7 +206,7 @@ class Runner:
             return "not_claimed"
         if touch.channel == "call":
             return self._place_call(camp, step, sending, now)
-        return self._send_message(camp, sending, now)
+        return self._send_message(camp, sending, now, target)
 
     def _skip(self, touch: Touch, now: datetime, reason: str) -> str:
         self.touches.finish(touch, status="skipped", reason=reason, at=now)
@@ -220,14 +223,14 @@ class Runner:
             raise StoreError(f"customer {mask_id(customer_id)} is gone")
         return Target(row[0], row[1], row[2], row[3], row[4], bool(row[5]), bool(row[6]), row[7], row[8])
 
-    def _send_message(self, camp: RunCampaign, touch: Touch, now: datetime) -> str:
+    def _send_message(self, camp: RunCampaign, touch: Touch, now: datetime, target: Target | None = None) -> str:
         provider = self.sms if touch.channel == "sms" else self.wecom
         if provider is None:
             raise StoreError(f"no {touch.channel} provider configured (campaign {camp.name})")
         base = touch.step.removesuffix(FALLBACK_SUFFIX)
         spec = camp.step(base).spec
         text = (spec.fallback_text or FALLBACK_TEXT) if touch.step != base else spec.text
-        target = self._target(touch.customer_id)
+        target = target or self._target(touch.customer_id)
         phone = provider_phones(self.store, [touch.customer_id]).get(touch.customer_id, "") \
             if provider.include_phone else ""
         msg = OutboundMessage(touch.key, touch.customer_id, touch.channel, spec.template, render(text, target),
@@ -236,8 +239,8 @@ class Runner:
         if not accepted:
             self.touches.finish(touch, status="failed", reason="provider_rejected", at=now, result="failed")
             return "failed"
-        self.store.record_attempt(touch.customer_id, touch.task_id, now, touch.channel)
-        self.touches.finish(touch, status="sent", at=now, result="sent")
+        self.touches.finish(touch, status="sent", at=now, result="sent", contact={
+            "customer_id": touch.customer_id, "conversation_id": touch.task_id, "channel": touch.channel, "at": now})
         return "sent"
 
     def _place_call(self, camp: RunCampaign, step: RunStep, touch: Touch, now: datetime) -> str:
@@ -245,8 +248,8 @@ class Runner:
             raise StoreError(f"no call gateway configured (campaign {camp.name})")
         phone = provider_phones(self.store, [touch.customer_id]).get(touch.customer_id, "") \
             if self.calls.include_phone else ""
-        request = CallRequest(touch.key, touch.customer_id, step.spec.track, dict(step.spec.vars), phone,
-                              camp.name, step.id)
+        variables = {**getattr(camp.file, "vars", {}), **step.spec.vars}  # the campaign's, the step's win
+        request = CallRequest(touch.key, touch.customer_id, step.spec.track, variables, phone, camp.name, step.id)
         try:
             self.calls.place(request)
         except PlaceError as exc:
@@ -273,6 +276,12 @@ class Runner:
             return "duplicate"
         camp, _, _ = self.touches.campaign(touch.campaign)
         step = camp.step(touch.step)
+        if result == "answered":  # the conversation may have found a machine (voicemail, announcement)
+            result, reason = self._heard(touch.key, result, reason)
+        if result == "failed" and reason.startswith("refused:"):  # our own gate or facts check said no
+            ok = self.touches.finish(touch, status="skipped", reason=reason.removeprefix("refused:"), at=at,
+                                     result=result, any_claim=True)
+            return "skipped" if ok else "duplicate"
         if result == "answered":
             self.store.record_attempt(touch.customer_id, touch.key, at, "call")  # caps count connected calls
             ok = self.touches.finish(touch, status="answered", at=at, answered=True, result=result, any_claim=True)
@@ -296,6 +305,16 @@ class Runner:
         ok = self.touches.finish(touch, status=status, reason=detail, at=at, result=result, any_claim=True)
         return status if ok else "duplicate"
 
+    def _heard(self, call_id: str, result: str, reason: str) -> tuple[str, str]:
+        """An answered call whose conversation ended `unreachable` counts as unreachable (its reason tag)."""
+        c = t.conversations.c
+        row = self.store._tx(lambda conn: conn.execute(
+            sa.select(c.outcome, c.tags).where(c.conversation_id == call_id)).first())
+        if row is None or row.outcome != "unreachable":
+            return result, reason
+        tag = next((x for x in row.tags or () if x in UNREACHABLE_REASON_SET), "")
+        return (tag, "") if tag in ("busy", "no_answer") else ("unreachable", tag)
+
     # ---- rules -------------------------------------------------------------------------------------
     def customer_zone(self, customer_id: str) -> tzinfo:
         if customer_id not in self._tz_cache:
@@ -318,6 +337,11 @@ class Runner:
             if opening > local:
                 return opening
         raise StoreError(f"calling window {window} never opens")
+
+    def next_local_day(self, customer_id: str, after: datetime) -> datetime:
+        """Midnight starting the customer's next local day."""
+        local = after.astimezone(self.customer_zone(customer_id))
+        return datetime.combine(local.date() + timedelta(days=1), datetime.min.time(), local.tzinfo)
 
     def carrier_free_at(self, customer_id: str, now: datetime) -> datetime | None:
         """None when a call to this callee is allowed now; else when the carrier rules allow it."""

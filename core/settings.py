@@ -38,6 +38,9 @@ class Settings(BaseSettings):
     wecom_aes_key: str = ""  # wecom: callback EncodingAESKey (43 chars)
     wecom_corp_id: str = ""  # wecom: receive id checked in every decrypted message (corpid / suite id)
     wecom_max_skew_s: int = 300  # wecom: callbacks with |now - timestamp| above this are rejected
+    wecom_agent_id: str = ""  # wecom: the sidebar app's AgentId (JS-SDK agentConfig)
+    wecom_secret: str = ""  # wecom: the sidebar app's Secret (access_token → agent_config jsapi_ticket)
+    wecom_api_base: str = "https://qyapi.weixin.qq.com"  # wecom: server API base (tests: a local stand-in)
     vosk_model: str = ""
     whisper_model: str = ""
     asr_backend: str = "whisper"  # vosk | whisper | text
@@ -45,6 +48,9 @@ class Settings(BaseSettings):
     asr_vad_threshold: float = 0.5  # Silero speech probability that counts as speech
     asr_threads: int = 2  # CPU threads per Whisper decode
     asr_workers: int = 1  # concurrent Whisper decodes per process
+    # Whisper: decode up to this many utterances that end together as one batch (1: one at a
+    # time, the default until batching is measured on a quiet 2-core machine; bench/asr_batch.py)
+    asr_max_batch: int = 1
     nlu_model_dir: str = ""  # empty: <data_dir>/nlu-model
     nlu_threads: int = 1  # server: torch intra-op threads per process (parallelism = batching + workers)
     scripts_dir: str = ""  # empty: the scripts_zh shipped with the package

@@ -43,11 +43,15 @@ class SourceMap:
     file: str
     node_lines: dict[str, int] = field(default_factory=dict)
     key_lines: dict[str, int] = field(default_factory=dict)
+    var_lines: dict[str, int] = field(default_factory=dict)  # track variables (bindings)
 
     def line(self, node: str = "", key: str = "") -> int:
         if node and node in self.node_lines:
             return self.node_lines[node]
         return self.key_lines.get(key, 1)
+
+    def var_line(self, name: str) -> int:
+        return self.var_lines.get(name) or self.key_lines.get("variables", 1)
 
 
 class YamlLoader(yaml.SafeLoader):
@@ -80,13 +84,15 @@ def read_yaml(path: Path) -> tuple[Any, SourceMap]:
         raise ScriptError([Problem(str(path), line, "", f"not valid YAML: {exc}")]) from None
     node_lines: dict[str, int] = {}
     key_lines: dict[str, int] = {}
+    var_lines: dict[str, int] = {}
     if isinstance(root, yaml.MappingNode):
         for key, value in root.value:
             key_lines[str(key.value)] = key.start_mark.line + 1
-            if key.value in ("nodes", "clips") and isinstance(value, yaml.MappingNode):
+            if key.value in ("nodes", "clips", "variables") and isinstance(value, yaml.MappingNode):
+                lines = var_lines if key.value == "variables" else node_lines
                 for k, _ in value.value:
-                    node_lines[str(k.value)] = k.start_mark.line + 1
-    return data, SourceMap(str(path), node_lines, key_lines)
+                    lines[str(k.value)] = k.start_mark.line + 1
+    return data, SourceMap(str(path), node_lines, key_lines, var_lines)
 
 
 def compose_yaml_text(text: str) -> yaml.Node | None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from asr.carrier import classify_text
@@ -29,6 +29,7 @@ from core.parse import ClassifyContext, IntentClassifier, Parse
 from core.vocab import TAG_SET
 from dialogue import policy
 from dialogue.actions import ActionFailed, ActionRunner, apply_events
+from dialogue.facts import BadValue, needed_variables, resolve
 from dialogue.loader import Bundle
 from dialogue.policy import Decision
 from dialogue.render import clip_url, render_text
@@ -65,30 +66,49 @@ class DialogueEngine:
         self.store = store
         self.actions = actions
         self.config = config or EngineConfig()
+        self._needed: dict[str, tuple[str, ...]] = {}
 
     def with_classifier(self, classifier: IntentClassifier) -> DialogueEngine:
         """The same engine (scripts, store, actions, config) reading customer turns with `classifier`."""
         return DialogueEngine(self.bundle, classifier, store=self.store, actions=self.actions, config=self.config)
 
     # -- call lifecycle --------------------------------------------------------------------
-    def variables_for(self, track: Track, customer_vars: Mapping[str, str], call_vars: Mapping[str, str]) -> dict[str, str]:
+    def needed(self, track: Track) -> tuple[str, ...]:
+        """The track's variables a call cannot do without (computed once per track)."""
+        got = self._needed.get(track.id)
+        if got is None:
+            got = self._needed[track.id] = needed_variables(track, self.bundle.persona_for(track))
+        return got
+
+    def variables_for(self, track: Track, facts: Mapping[str, str] | None, call_vars: Mapping[str, str], *,
+                      test_customer: bool = True, today: date | None = None) -> dict[str, str]:
+        """Persona and track variables for one call: claims from the customer's `facts`, campaign
+        values from `call_vars`, else defaults (test customers: samples). Raises CallRefused
+        (missing_fact / expired) and UnknownVariable."""
         persona = self.bundle.persona_for(track)
         unknown = sorted(set(call_vars) - set(track.variables) - set(persona.variables))
         if unknown:
             raise UnknownVariable(f"track {track.id!r} has no variable(s) {', '.join(unknown)}; "
                                   f"declared: {', '.join(sorted(track.variables)) or 'none'}")
+        try:
+            res = resolve(track, self.needed(track), facts=facts, call_vars=call_vars,
+                          test_customer=test_customer, today=today or date.today())
+        except BadValue as exc:
+            raise UnknownVariable(str(exc)) from None
+        if res.refused:
+            raise CallRefused(res.refused)
         out = {"agent_name": persona.name, "brand": persona.brand, **persona.variables}
-        out.update({k: v.default for k, v in track.variables.items()})
-        out.update({k: v for k, v in customer_vars.items() if k in track.variables})
-        out.update(call_vars)
+        out.update({k: v for k, v in call_vars.items() if k in persona.variables})
+        out.update(res.values)
         return out
 
     def start(self, call_id: str, customer_id: str, track_id: str, *, at: datetime,
               variables: Mapping[str, str] | None = None, channel: str = "call",
-              check_gate: bool = True) -> tuple[SessionState, Reply]:
-        """Open a call: compliance gate, variables, the bot's opening. Raises CallRefused."""
+              check_gate: bool = True, facts: Mapping[str, str] | None = None) -> tuple[SessionState, Reply]:
+        """Open a call: compliance gate, the customer's facts, variables, the bot's opening.
+        `facts`: a record given directly (story tests), instead of the store's. Raises CallRefused."""
         track = self.bundle.track(track_id)
-        customer_vars: dict[str, str] = {}
+        test_customer = facts is None
         if self.store is not None:
             if check_gate:  # ensure_customer + check_contact in the store's one read transaction
                 customer, reason = self.store.open_contact(customer_id, at, channel, conversation_id=call_id)
@@ -96,11 +116,15 @@ class DialogueEngine:
                 customer, reason = self.store.ensure_customer(customer_id), None
             if reason:
                 raise CallRefused(reason)
-            customer_vars = customer.track_variables()
+            if facts is None:
+                facts, test_customer = customer.facts(), customer.is_test
+        values = self.variables_for(track, facts, variables or {}, test_customer=test_customer,
+                                    today=at.date())
+        if self.store is not None:
             self.store.record_attempt(customer_id, call_id, at, channel)
         state = SessionState(
             call_id=call_id, track_id=track.id, customer_id=customer_id, node=track.start,
-            started_at=at.isoformat(), variables=self.variables_for(track, customer_vars, variables or {}),
+            started_at=at.isoformat(), variables=values,
             variant=self.variant_for(track, customer_id), channel=channel,
         )
         decision = policy.start(track, state)
@@ -174,11 +198,11 @@ class DialogueEngine:
         state = decision.state
         persona = self.bundle.persona_for(track)
         values = {**state.variables, **state.slots}
-        utterances = tuple(self._utterance(persona, clip, values) for clip in decision.clips)
+        utterances = tuple(self._utterance(persona, clip, values, at) for clip in decision.clips)
         actions: list[BotAction] = [BotAction("play", clip=u.clip, url=u.url, text=u.text, barge_in=u.barge_in)
                                     for u in utterances]
         for kind, template in decision.messages:
-            actions.append(BotAction(kind, template=template, text=render_text(persona.templates[template], values)))
+            actions.append(BotAction(kind, template=template, text=render_text(persona.templates[template], values, at)))
         if decision.terminal == "listen":
             actions.append(BotAction("listen", timeout_ms=decision.listen_timeout_ms))
         elif decision.terminal == "hangup":
@@ -198,10 +222,10 @@ class DialogueEngine:
             self._write_back(state, at)
         return state, Reply(utterances, tuple(actions), state.ended, state.node, record)
 
-    def _utterance(self, persona: Persona, clip: str, values: Mapping[str, Any]) -> Utterance:
+    def _utterance(self, persona: Persona, clip: str, values: Mapping[str, Any], at: datetime) -> Utterance:
         spec = persona.clips[clip]
-        return Utterance(clip=clip, text=render_text(spec.text, values), barge_in=spec.barge_in,
-                         url=clip_url(self.config.clip_base_url, persona, clip, values))
+        return Utterance(clip=clip, text=render_text(spec.text, values, at), barge_in=spec.barge_in,
+                         url=clip_url(self.config.clip_base_url, persona, clip, values, at))
 
     def _write_back(self, state: SessionState, at: datetime) -> None:
         if self.store is None:

@@ -1,21 +1,26 @@
-"""Draw a talk track as a picture for ops review: SVG (hand-written), HTML (SVG + hover), PNG
-(matplotlib). No external binaries: the layered layout is computed here.
+"""Draw a talk track as a picture for ops review: SVG, HTML (SVG + hover), PNG (matplotlib).
 
-Layout: BFS layers from the start node and from one "global handlers" box (so handlers are drawn
-once, as dashed edges); columns left to right, rows ordered by the mean row of their parents.
-End nodes are coloured by the grade of their outcome.
+Layout: Graphviz `dot` (Debian package `graphviz`) places the nodes, routes the edges and puts
+each edge label where it overlaps nothing; we draw the result ourselves (node titles, clip words
+on hover, colours by grade). Without `dot` on the machine a simple layered layout is used (BFS
+columns from the start node; labels may then overlap) and a warning says so. The global
+handlers are one box whose edges are dashed; end nodes are coloured by the grade of their outcome.
 """
 
 from __future__ import annotations
 
 import html
 import logging
+import shutil
+import subprocess
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 
 from core.vocab import OUTCOME_GRADE
+from dialogue.facts import sample_values
 from dialogue.loader import Bundle
 from dialogue.render import render_text
 from dialogue.schema import BACK, Branch, Track
@@ -58,6 +63,8 @@ class GEdge:
     dst: str
     label: str
     dashed: bool = False  # a global handler (or silence / fallback limit)
+    points: tuple[tuple[float, float], ...] = ()  # dot's spline: p0, then (c1, c2, p) per segment
+    label_at: tuple[float, float] | None = None  # where dot put the label (centre)
 
 
 @dataclass(frozen=True)
@@ -89,9 +96,9 @@ def _edges(track: Track) -> list[GEdge]:
             add(node_id, node.next, "")
         elif isinstance(node.next, Branch):
             for value, target in node.next.cases.items():
-                add(node_id, target, f"{node.next.slot}={value}")
+                add(node_id, target, f"{node.next.subject}={value}")
             if node.next.unset is not None:
-                add(node_id, node.next.unset, f"{node.next.slot} unset")
+                add(node_id, node.next.unset, f"{node.next.subject} unset")
             add(node_id, node.next.default, "else")
     for intent, edge in track.handlers.items():
         add(HANDLERS, edge.goto, intent, True)
@@ -103,7 +110,7 @@ def _edges(track: Track) -> list[GEdge]:
 def _gnodes(bundle: Bundle, track: Track) -> dict[str, GNode]:
     persona = bundle.persona_for(track)
     values = {"agent_name": persona.name, "brand": persona.brand, **persona.variables,
-              **{k: v.default for k, v in track.variables.items()}}
+              **sample_values(track, date.today())}
     out: dict[str, GNode] = {}
     for node_id, node in track.nodes.items():
         texts = [render_text(persona.clips[c].text, values) for c in node.say if c in persona.clips]
@@ -119,7 +126,7 @@ def _gnodes(bundle: Bundle, track: Track) -> dict[str, GNode]:
             kind, outcome = "transfer", "transferred"
             sub = f"☎ transfer: {node.transfer}"
         elif isinstance(node.next, Branch):
-            kind, sub = "branch", f"◇ {node.next.slot}?"
+            kind, sub = "branch", f"◇ {node.next.subject}?"
         elif node.return_:
             kind, sub = "return", "↩ " + _short(texts[0] if texts else "", 12)
         else:
@@ -127,7 +134,7 @@ def _gnodes(bundle: Bundle, track: Track) -> dict[str, GNode]:
             sub = _short(texts[-1] if texts else "", 14)
             if backs:
                 sub = "↩ " + _short(sub, 12)
-        label = node_id + ("  ▶" if node_id == track.start else "")
+        label = (node.title or node_id) + ("  ▶" if node_id == track.start else "")
         out[node_id] = GNode(node_id, label, sub, tip or node_id, kind, outcome)
     handler_tip = "\n".join(f"{i} → {e.goto}" for i, e in track.handlers.items())
     out[HANDLERS] = GNode(HANDLERS, "全局处理 global handlers", "any waiting node (dashed)", handler_tip, "handlers")
@@ -152,11 +159,80 @@ def _layers(track: Track, edges: Iterable[GEdge]) -> dict[str, int]:
     return layer
 
 
+def _quote(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _plain_fields(line: str) -> list[str]:
+    """One line of `dot -Tplain`: space-separated, "quoted" fields may hold spaces."""
+    import shlex
+
+    return shlex.split(line, posix=True)
+
+
+def dot_layout(track: Track, nodes: dict[str, GNode], edges: list[GEdge]) -> Layout | None:
+    """Positions and edge routes from Graphviz dot (None when dot is not installed)."""
+    exe = shutil.which("dot")
+    if exe is None:
+        return None
+    ppi = 100.0  # our pixels per dot inch
+    ids = {n: f"n{i}" for i, n in enumerate(nodes)}
+    lines = ["digraph track {", "rankdir=LR; nodesep=0.22; ranksep=0.9; splines=true;",
+             f'node [shape=box fixedsize=true width={NODE_W / ppi} height={NODE_H / ppi}];',
+             'edge [fontsize=10 fontname="DejaVu Sans"];']
+    lines += [f"{ids[n]};" for n in [track.start, HANDLERS, *[n for n in nodes if n not in (track.start, HANDLERS)]]]
+    for e in edges:
+        lines.append(f"{ids[e.src]} -> {ids[e.dst]} [label={_quote(e.label)}];" if e.label
+                     else f"{ids[e.src]} -> {ids[e.dst]};")
+    lines.append("}")
+    run = subprocess.run([exe, "-Tplain"], input="\n".join(lines), capture_output=True, text=True, timeout=60)
+    if run.returncode != 0:
+        log.warning("dot failed (%s); using the built-in layout", run.stderr.strip()[:200])
+        return None
+    back = {v: k for k, v in ids.items()}
+    height_in = 0.0
+    centres: dict[str, tuple[float, float]] = {}
+    routes: dict[tuple[str, str], list[tuple[tuple[tuple[float, float], ...], tuple[float, float] | None]]] = {}
+    width_in = 0.0
+    for line in run.stdout.splitlines():
+        f = _plain_fields(line)
+        if not f:
+            continue
+        if f[0] == "graph":
+            width_in, height_in = float(f[2]), float(f[3])
+        elif f[0] == "node":
+            centres[back[f[1]]] = (float(f[2]), float(f[3]))
+        elif f[0] == "edge":
+            n = int(f[3])
+            pts = tuple((float(f[4 + 2 * i]), float(f[5 + 2 * i])) for i in range(n))
+            rest = f[4 + 2 * n:]
+            at = (float(rest[1]), float(rest[2])) if len(rest) >= 5 else None
+            routes.setdefault((back[f[1]], back[f[2]]), []).append((pts, at))
+
+    def px(p: tuple[float, float]) -> tuple[float, float]:
+        return MARGIN + p[0] * ppi, TITLE_H + (height_in - p[1]) * ppi
+
+    placed = {n: GNode(g.id, g.label, g.sub, g.tooltip, g.kind, g.outcome,
+                       px(centres[n])[0] - NODE_W / 2, px(centres[n])[1] - NODE_H / 2) for n, g in nodes.items()}
+    routed = []
+    for e in edges:
+        pts, at = routes[(e.src, e.dst)].pop(0)
+        routed.append(GEdge(e.src, e.dst, e.label, e.dashed, tuple(px(p) for p in pts),
+                            px(at) if at is not None else None))
+    return Layout(track.id, "", placed, tuple(routed), MARGIN * 2 + width_in * ppi, TITLE_H + height_in * ppi + 70)
+
+
 def build_layout(bundle: Bundle, track_id: str) -> Layout:
-    """Compute the picture of one track: positions, edges, colours."""
+    """Compute the picture of one track: positions, edges, colours (Graphviz dot when installed)."""
     track = bundle.track(track_id)
     edges = _edges(track)
     nodes = _gnodes(bundle, track)
+    legend = tuple((GRADE_COLORS[g], f"{g} {OUTCOME_GRADE_NAMES[g]}") for g in GRADE_COLORS)
+    title = f"{track.title}（{track.id}）"
+    laid = dot_layout(track, nodes, edges)
+    if laid is not None:
+        return Layout(laid.track, title, laid.nodes, laid.edges, laid.width, laid.height, legend)
+    log.warning("Graphviz dot not found (apt-get install graphviz): built-in layout, labels may overlap")
     layer = _layers(track, edges)
     columns: dict[int, list[str]] = {}
     for node_id in [track.start, HANDLERS, *track.nodes]:
@@ -186,12 +262,10 @@ def build_layout(bundle: Bundle, track_id: str) -> Layout:
                               MARGIN + col * (NODE_W + COL_GAP), TITLE_H + offset + i * (NODE_H + ROW_GAP))
     width = MARGIN * 2 + len(columns) * NODE_W + (len(columns) - 1) * COL_GAP
     height = TITLE_H + tallest * (NODE_H + ROW_GAP) + 70
-    legend = tuple((GRADE_COLORS[g], f"{g} {OUTCOME_GRADE_NAMES[g]}") for g in GRADE_COLORS)
-    return Layout(track.id, f"{track.id} · {track.title}", placed, tuple(edges), width, height, legend)
+    return Layout(track.id, title, placed, tuple(edges), width, height, legend)
 
 
-OUTCOME_GRADE_NAMES = {"A": "committed", "B": "interested", "C": "neutral", "D": "refused", "E": "unreachable",
-                       "F": "blocked"}
+OUTCOME_GRADE_NAMES = {"A": "已承诺", "B": "有兴趣", "C": "中立", "D": "拒绝", "E": "未接通", "F": "屏蔽"}
 
 
 Point = tuple[float, float]
@@ -217,6 +291,11 @@ def _curve(layout: Layout, e: GEdge) -> tuple[tuple[Point, Point, Point, Point],
 
 def _path(layout: Layout, e: GEdge) -> tuple[str, Point]:
     """SVG path data of an edge and its label point."""
+    if e.points:
+        head, *rest = e.points
+        segs = " ".join(f"C{rest[i][0]:.1f},{rest[i][1]:.1f} {rest[i + 1][0]:.1f},{rest[i + 1][1]:.1f} "
+                        f"{rest[i + 2][0]:.1f},{rest[i + 2][1]:.1f}" for i in range(0, len(rest) - 2, 3))
+        return f"M{head[0]:.1f},{head[1]:.1f} {segs}", e.label_at or head
     (p0, p1, p2, p3), label = _curve(layout, e)
     return (f"M{p0[0]:.1f},{p0[1]:.1f} C{p1[0]:.1f},{p1[1]:.1f} {p2[0]:.1f},{p2[1]:.1f} "
             f"{p3[0]:.1f},{p3[1]:.1f}"), label
@@ -271,8 +350,8 @@ def to_svg(layout: Layout) -> str:
         out.append(f'<rect x="{x:.0f}" y="{y - 11:.0f}" width="14" height="14" rx="3" fill="{color}"/>'
                    f'<text x="{x + 20:.0f}" y="{y:.0f}" font-size="12" fill="#37474f">{esc(text)}</text>')
         x += 40 + _text_width(text, 12)
-    out.append(f'<text x="{x + 10:.0f}" y="{y:.0f}" font-size="12" fill="#607d8b">dashed = global handler · '
-               f'↩ = answer, then back · ◇ = branch on a slot</text>')
+    out.append(f'<text x="{x + 10:.0f}" y="{y:.0f}" font-size="12" fill="#607d8b">虚线 = 全局处理 · '
+               f'↩ = 回答后回到原处 · ◇ = 按信息分支 · ▶ = 开始</text>')
     out.append("</svg>")
     return "\n".join(out)
 
@@ -281,12 +360,13 @@ HTML_PAGE = """<!doctype html>
 <html lang="zh-CN"><head><meta charset="utf-8"><title>{title}</title>
 <style>
 body {{ font-family: {font}; margin: 16px; color: #263238; }}
+svg {{ max-width: 100%; height: auto; }}
 #tip {{ position: fixed; max-width: 520px; padding: 8px 10px; background: #263238; color: #fff;
        border-radius: 6px; font-size: 13px; white-space: pre-wrap; pointer-events: none; display: none; }}
 .node {{ cursor: pointer; }} .node:hover rect {{ stroke-width: 3.5; }}
 .dim {{ opacity: 0.15; }}
 </style></head><body>
-<p>Hover a node to read what the bot says; click a node to highlight its edges (click again to clear).</p>
+<p>鼠标停在节点上可看机器人说的话；点一个节点只看它的连线（再点一次恢复）。</p>
 {svg}
 <div id="tip"></div>
 <script>
@@ -350,8 +430,11 @@ def to_png(layout: Layout, path: Path, dpi: int = 150) -> None:
     pt = 72 / 100  # layout pixels → points (the figure is laid out at 100 dpi, saved at `dpi`)
     ax.text(MARGIN, 34, txt(layout.title), fontsize=20 * pt, fontweight="bold", family=family, va="baseline")
     for e in layout.edges:
-        pts, (lx, ly) = _curve(layout, e)
-        curve = MplPath(pts, [MplPath.MOVETO, MplPath.CURVE4, MplPath.CURVE4, MplPath.CURVE4])
+        if e.points:
+            pts, (lx, ly) = e.points, e.label_at or e.points[0]
+        else:
+            pts, (lx, ly) = _curve(layout, e)
+        curve = MplPath(pts, [MplPath.MOVETO, *[MplPath.CURVE4] * (len(pts) - 1)])
         ax.add_patch(FancyArrowPatch(path=curve, arrowstyle="-|>", mutation_scale=9, lw=0.9,
                                      color="#90a4ae" if e.dashed else "#607d8b",
                                      linestyle=(0, (4, 3)) if e.dashed else "-"))

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from core.vocab import INTENT_SET
+from dialogue.render import speak_value
 from dialogue.schema import Node, Track
 
 PER_INTENT = 4  # NLU examples per expected intent
@@ -108,7 +109,12 @@ def variable_hints(track: Track, values: Mapping[str, str] | None = None) -> tup
     """Spoken values of the track's variables (call values first, else the track's defaults)."""
     out: list[Hint] = []
     for name, var in track.variables.items():
-        value = (values or {}).get(name, var.default)
+        # a claim has no default: its sample stands in when no call's values are given
+        value = (values or {}).get(name, var.default if var.default is not None else var.sample)
+        if value is None or value.startswith("+"):  # no value, or a relative date (+Nd) sample
+            continue
+        if var.type == "date":  # YYYY-MM-DD is said 12月10日
+            value = speak_value(value)
         phrase = spoken_value(str(value), var.type)
         if phrase:
             out.append(Hint(phrase, f"variable:{name}"))

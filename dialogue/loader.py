@@ -22,8 +22,9 @@ def _schema_problems(exc: ValidationError, src: SourceMap) -> list[Problem]:
         loc = [str(x) for x in err["loc"]]
         node = loc[1] if len(loc) > 1 and loc[0] in ("nodes", "clips") else ""
         where = ".".join(loc[2:] if node else loc)
-        out.append(Problem(src.file, src.line(node, loc[0] if loc else ""), node,
-                           f"{where}: {err['msg']}" if where else err["msg"]))
+        line = src.var_line(loc[1]) if len(loc) > 1 and loc[0] == "variables" else \
+            src.line(node, loc[0] if loc else "")
+        out.append(Problem(src.file, line, node, f"{where}: {err['msg']}" if where else err["msg"]))
     return out
 
 

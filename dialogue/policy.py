@@ -131,7 +131,8 @@ def _enter(track: Track, state: SessionState, node_id: str, acc: _Acc, *, resume
 
 
 def _branch(branch: Branch, state: SessionState) -> str:
-    value = state.slots.get(branch.slot)
+    value = state.slots.get(branch.slot) if branch.slot is not None else \
+        state.variables.get(branch.var or "")
     if value is None and branch.unset is not None:
         return branch.unset
     return branch.cases.get(str(value).lower() if isinstance(value, bool) else str(value), branch.default)

@@ -35,12 +35,25 @@ EdgeSpec = Annotated[Edge, Field()]
 
 
 class Branch(_Strict):
-    """Conditional auto-advance on a slot that an action set (e.g. order lookup result)."""
+    """Conditional auto-advance on a slot that an action set (e.g. order lookup result), or on a
+    call variable (`var`), e.g. a customer fact: bought before or not, deposit paid or not."""
 
-    slot: str
+    slot: str | None = None
+    var: str | None = None
     cases: dict[str, str] = {}
-    unset: str | None = None  # where to go when the slot has no value (never filled, or null)
+    unset: str | None = None  # where to go when the slot/variable has no value
     default: str
+
+    @model_validator(mode="after")
+    def _one_subject(self) -> Branch:
+        if (self.slot is None) == (self.var is None):
+            raise ValueError("a branch names exactly one of: slot, var")
+        return self
+
+    @property
+    def subject(self) -> str:
+        """`slot` or `var` name, for labels and messages."""
+        return self.slot or self.var or ""
 
 
 class EndSpec(_Strict):
@@ -57,6 +70,7 @@ class Reprompt(_Strict):
 
 
 class Node(_Strict):
+    title: str = ""  # the node's name for ops people (reports, graphs); default: its id
     say: tuple[str, ...] = ()
     reprompt: tuple[str, ...] = ()  # what to say when coming back here (default: say)
     actions: tuple[str | dict[str, str], ...] = ()
@@ -107,9 +121,30 @@ class TrackSettings(_Strict):
 
 
 class Variable(_Strict):
-    default: str
+    """A template variable. `from: customer.<fact>` binds it to the customer's record and
+    `from: campaign.<name>` to the campaign's variables; `claim: true` marks a statement about the
+    customer, which never falls back to `default` (`sample` is used only for test customers).
+    Date values are ISO dates (YYYY-MM-DD) or `+Nd` (N days after the call, samples/defaults);
+    a date that `expires` (the default for dates) refuses a call made after it."""
+
+    default: str | None = None
     type: Literal["text", "amount", "date", "time", "digits"] = "text"
     description: str = ""
+    from_: str | None = Field(default=None, alias="from")
+    claim: bool = False
+    sample: str | None = None
+    expires: bool | None = None  # None: True for type date
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @field_validator("default", "sample", mode="before")
+    @classmethod
+    def _text(cls, v: Any) -> Any:
+        return v if v is None or isinstance(v, str) else str(v)
+
+    @property
+    def expiring(self) -> bool:
+        return self.type == "date" and self.expires is not False
 
 
 class ActionEndpoint(_Strict):

@@ -34,7 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from core.conversation import CustomerEvent, EventKind, Reply, SessionState
 from core.yamlio import compose_yaml_text, load_yaml_text
-from dialogue.engine import DialogueEngine
+from dialogue.engine import CallRefused, DialogueEngine
 
 DEFAULT_AT = datetime(2026, 11, 2, 10, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
 TURN_SECONDS = 6  # simulated time one turn takes, as in `huashu simulate`
@@ -52,6 +52,7 @@ class TurnExpect(_Strict):
     clips: tuple[str, ...] | None = None  # exactly these clips, in order
     clips_include: tuple[str, ...] = ()
     text_contains: tuple[str, ...] = ()  # substrings of the bot's rendered words
+    text_excludes: tuple[str, ...] = ()  # words the bot must not say (in speech or messages)
     actions_include: tuple[str, ...] = ()  # action types: play, listen, send_sms, transfer, hangup
     tags_include: tuple[str, ...] = ()
     tags_exclude: tuple[str, ...] = ()
@@ -104,6 +105,7 @@ class FinalExpect(_Strict):
     tags_exclude: tuple[str, ...] = ()
     path_include: tuple[str, ...] = ()
     slots: dict[str, Any] = Field(default_factory=dict)
+    refused: str | None = None  # the call must be refused with this reason (missing_fact:…)
 
 
 class Story(_Strict):
@@ -111,6 +113,9 @@ class Story(_Strict):
     track: str
     at: datetime | None = None
     vars: dict[str, str] = Field(default_factory=dict)
+    # The customer's record as facts (core.customers.FACTS names); unset: a test customer, whose
+    # facts are the track's samples. A fact left out is one the record lacks.
+    customer: dict[str, str] | None = None
     opening: TurnExpect = Field(default_factory=TurnExpect)
     steps: tuple[Step, ...] = ()
     expect: FinalExpect = Field(default_factory=FinalExpect)
@@ -227,6 +232,10 @@ def _check_turn(exp: TurnExpect, state: SessionState, reply: Reply) -> str:
     for piece in exp.text_contains:
         if piece not in words:
             return f"bot words do not contain {piece!r}: {words!r}"
+    sent = words + "".join(a.text for a in reply.actions if a.type in ("send_sms", "send_wecom"))
+    for piece in exp.text_excludes:
+        if piece in sent:
+            return f"bot words contain {piece!r}: {sent!r}"
     types = [a.type for a in reply.actions]
     missing = [a for a in exp.actions_include if a not in types]
     if missing:
@@ -284,9 +293,15 @@ def run_story(engine: DialogueEngine, story: Story, *, call_id: str = "story") -
 
     try:
         state, reply = engine.start(call_id, f"story-{story.track}", story.track, at=at,
-                                    variables=story.vars)
+                                    variables=story.vars, facts=story.customer)
+    except CallRefused as exc:
+        if story.expect.refused == exc.reason:
+            return StoryResult(story, True, "", (f"refused: {exc.reason}",))
+        return fail(f"call refused: {exc.reason}")
     except (KeyError, ValueError) as exc:
         return fail(f"cannot start: {exc.args[0] if exc.args else exc}")
+    if story.expect.refused is not None:
+        return fail(f"the call was not refused (expected {story.expect.refused})", state)
     log.append(f"bot: {_describe(reply, state)}")
     problem = _check_turn(story.opening, state, reply)
     if problem:

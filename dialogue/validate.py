@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable, Iterator
 
 from core.vocab import INTENT_SET, OUTCOME_SET, TAG_SET
 from core.yamlio import Problem, SourceMap
+from dialogue.facts import binding_problems
 from dialogue.schema import BACK, Branch, Node, Persona, Track
 
 PSEUDO_INTENTS = frozenset({"transfer"})  # DTMF 0 / "转人工" routes through this handler
@@ -147,8 +148,10 @@ class _TrackChecker:
             unset = () if node.next.unset is None else (node.next.unset,)
             for target in (*node.next.cases.values(), *unset, node.next.default):
                 self.target(node_id, target, "branch")
-            if node.next.slot not in self.track.slots:
+            if node.next.slot is not None and node.next.slot not in self.track.slots:
                 self.bad(node_id, f"branch on undeclared slot {node.next.slot!r}")
+            if node.next.var is not None and node.next.var not in self.track.variables:
+                self.bad(node_id, f"branch on undeclared variable {node.next.var!r}")
         if node.return_ and node.say == ():
             self.bad(node_id, "a return node must say something")
         if node.waits and not node.say and not node.reprompt:
@@ -175,7 +178,8 @@ class _TrackChecker:
             self.bad(node_id, f"unknown action {action!r} (not registered and no action_endpoint)")
 
     def check_variables(self) -> None:
-        """Every {variable} of a clip or template the track uses is declared somewhere."""
+        """Every {variable} of a clip or template the track uses is declared somewhere, and every
+        variable's binding (`from: customer.<fact>`…) is sound."""
         persona = self.persona
         declared = set(self.track.variables) | set(persona.variables) | BUILTIN_VARIABLES | set(self.track.slots)
         texts = [(c, persona.clips[c].text) for c in self.used_clips if c in persona.clips]
@@ -184,6 +188,9 @@ class _TrackChecker:
             for var in template_variables(text):
                 if var not in declared:
                     self.bad("", f"clip/template {name!r} uses undeclared variable {{{var}}}", "variables")
+        for name, variable in self.track.variables.items():
+            for message in binding_problems(name, variable):
+                self.problems.append(Problem(self.src.file, self.src.var_line(name), f"variables.{name}", message))
 
 
 def _check_graph(track: Track, bad: Callable[..., None]) -> None:

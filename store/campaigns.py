@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -55,6 +56,7 @@ class CampaignFile(BaseModel):
     title: str = ""
     crowd: str
     start_at: datetime | None = None  # unset: the plan's instant is the start
+    vars: dict[str, str] = Field(default_factory=dict)  # campaign variables of every call step
     steps: list[StepFile] = Field(min_length=1)
 
 
@@ -73,6 +75,11 @@ class Campaign:
     start_at: datetime | None
     steps: tuple[Step, ...]
     path: Path
+    vars: dict[str, str] = field(default_factory=dict)
+
+    def step_vars(self, step: Step) -> dict[str, str]:
+        """The campaign's variables for one step (the step's own win)."""
+        return {**self.vars, **step.spec.vars}
 
 
 def load_campaign(path: Path, scripts_dir: Path, store: SqlStore) -> Campaign:
@@ -98,7 +105,7 @@ def load_campaign(path: Path, scripts_dir: Path, store: SqlStore) -> Campaign:
         offset += s.after_hours
         steps.append(Step(s, parse_where(s.when, f"{path}: step {s.id}: when"),
                           None if start is None else start + timedelta(hours=offset)))
-    return Campaign(spec.name, spec.title, crowd, start, tuple(steps), path)
+    return Campaign(spec.name, spec.title, crowd, start, tuple(steps), path, dict(spec.vars))
 
 
 def task_id(campaign: str, step: str, customer_id: str) -> str:
@@ -114,6 +121,7 @@ class StepPlan:
     why: str
     targets: list[Target] = field(default_factory=list)
     excluded: dict[str, int] = field(default_factory=dict)
+    vars: dict[str, dict[str, str]] = field(default_factory=dict)  # call steps: customer id → vars
 
     def task(self, campaign: str, target: Target) -> dict[str, Any]:
         """A call task in the shape of POST /v1/calls, or a message task for a provider."""
@@ -121,7 +129,7 @@ class StepPlan:
         tid = task_id(campaign, spec.id, target.customer_id)
         if spec.channel == "call":
             return {"call_id": tid, "customer_id": target.customer_id, "track": spec.track,
-                    "vars": dict(spec.vars)}
+                    "vars": dict(self.vars.get(target.customer_id, spec.vars))}
         return {"task_id": tid, "customer_id": target.customer_id, "channel": spec.channel,
                 "template": spec.template, "text": render(spec.text, target)}
 
@@ -153,8 +161,15 @@ def _why(campaign: Campaign, step: Step, scheduled: datetime) -> str:
     return "; ".join(parts)
 
 
-def plan(store: SqlStore, campaign: Campaign, at: datetime) -> list[StepPlan]:
-    """Per step, who is due at `at` and why; excluded customers counted by reason."""
+# A call step's variables for its customers: customer id → (vars, None) or ({}, refusal reason),
+# given the step and the campaign's variables (built above the store, from the talk track).
+CallVars = Callable[[Step, dict[str, str], list[str]], dict[str, tuple[dict[str, str], str | None]]]
+
+
+def plan(store: SqlStore, campaign: Campaign, at: datetime, call_vars: CallVars | None = None) -> list[StepPlan]:
+    """Per step, who is due at `at` and why; excluded customers counted by reason. With
+    `call_vars`, call steps carry each customer's variables, and a customer whose call would be
+    refused (missing_fact:…, expired:…) is left out with that reason."""
     at = as_aware(at, store.tz)
     start = campaign.start_at or at
     out: list[StepPlan] = []
@@ -177,6 +192,10 @@ def plan(store: SqlStore, campaign: Campaign, at: datetime) -> list[StepPlan]:
         required = (store.attempted({task_id(campaign.name, step.spec.requires, c) for c in ids})
                     if step.spec.requires else None)
         blockers = store.contact_blockers(ids, at, step.spec.channel)
+        resolved: dict[str, tuple[dict[str, str], str | None]] = {}
+        if step.spec.channel == "call":
+            resolved = call_vars(step, campaign.step_vars(step), ids) if call_vars is not None else \
+                {c: (campaign.step_vars(step), None) for c in ids}
         targets: list[Target] = []
         for tg in ev.targets:
             if task_id(campaign.name, step.spec.id, tg.customer_id) in done:
@@ -186,7 +205,11 @@ def plan(store: SqlStore, campaign: Campaign, at: datetime) -> list[StepPlan]:
                 excluded["previous_step_not_sent"] += 1
             elif tg.customer_id in blockers:
                 excluded[blockers[tg.customer_id]] += 1
+            elif tg.customer_id in resolved and resolved[tg.customer_id][1]:
+                excluded[resolved[tg.customer_id][1] or ""] += 1
             else:
                 targets.append(tg)
-        out.append(StepPlan(step, scheduled, True, _why(campaign, step, scheduled), targets, dict(excluded)))
+        chosen = {tg.customer_id: resolved[tg.customer_id][0] for tg in targets if tg.customer_id in resolved}
+        out.append(StepPlan(step, scheduled, True, _why(campaign, step, scheduled), targets, dict(excluded),
+                            chosen))
     return out

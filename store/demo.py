@@ -1,4 +1,4 @@
-"""Deterministic demo customers (`huashu customers demo`) and their earlier call history.
+"""Deterministic demo customers (`huashu customers demo`); their earlier calls: dialogue.history.
 
 Realistic enough for segments, campaigns and reports: Chinese names, persona groups with their
 products and consumption cycles, presale deposits, repurchase tiers, members, birthdays, a few
@@ -14,9 +14,8 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
-from core.conversation import ConversationResult, TurnRecord
 from core.customers import CustomerRecord
-from core.vocab import PERSONA_GROUPS, grade_for
+from core.vocab import PERSONA_GROUPS
 from store.importer import COLUMNS
 
 SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶程苏魏吕丁任沈"
@@ -44,12 +43,6 @@ PERSONAS = tuple(Persona(group, *row) for group, row in zip(PERSONA_GROUPS, (
 ), strict=True))
 MOBILE_PREFIXES = ("138", "139", "137", "136", "135", "150", "151", "158", "159", "186", "187", "188",
                    "130", "131", "132", "155", "156", "185", "133", "153", "180", "189", "199", "177")
-
-# Earlier call outcomes for the ~18 % of customers that were already called, with weights.
-HISTORY_OUTCOMES = (("high_intent", 18), ("call_back_later", 14), ("not_interested", 20),
-                    ("no_response", 18), ("promised_to_pay", 8), ("wechat_added", 8),
-                    ("do_not_contact", 6), ("hung_up_early", 6), ("complaint", 2))
-
 
 def _pick_persona(rng: random.Random) -> Persona:
     return rng.choices(PERSONAS, weights=[p.share for p in PERSONAS])[0]
@@ -89,7 +82,9 @@ def generate_customers(n: int, seed: int, today: date) -> Iterator[CustomerRecor
             else rng.choice(("low", "medium", "medium")),
             channel=rng.choice(CHANNELS), deposit_paid=deposit,
             deposit_product=product if deposit else "",
-            deposit_amount=float(rng.choice((20, 50, 100))) if deposit else None,
+            deposit_amount=(amount := float(rng.choice((20, 50, 100)))) if deposit else None,
+            balance_amount=_balance(price, amount) if deposit else None,
+            last_product=product if count else "",
             balance_paid=deposit and rng.random() < 0.55, purchase_count=count, last_purchase_at=last,
             total_spent=spent, cycle_days=cycle, birthday=birthday, is_member=member,
             member_since=joined if member else None, joined_at=joined, cart_at=cart,
@@ -97,39 +92,9 @@ def generate_customers(n: int, seed: int, today: date) -> Iterator[CustomerRecor
         )
 
 
-def generate_history(customers: list[CustomerRecord], seed: int,
-                     now: datetime) -> tuple[list[ConversationResult], list[tuple[str, str, datetime]]]:
-    """Earlier AI calls for some customers: their results, and contact attempts (id, call id, at)."""
-    rng = random.Random(seed + 1)
-    outcomes, weights = zip(*HISTORY_OUTCOMES, strict=True)
-    results: list[ConversationResult] = []
-    attempts: list[tuple[str, str, datetime]] = []
-    for c in customers:
-        if rng.random() >= 0.18:
-            continue
-        outcome = rng.choices(outcomes, weights=weights)[0]
-        started = now - timedelta(hours=rng.randrange(2, 24 * 10), minutes=rng.randrange(60))
-        tags = [outcome]
-        if rng.random() < 0.3:
-            tags.append("price_sensitive")
-        if rng.random() < 0.1:
-            tags.append("asked_robot")
-        call_id = f"demo-call-{c.customer_id}"
-        slots: dict[str, object] = {}
-        if outcome == "call_back_later":
-            slots["callback_at"] = (started + timedelta(hours=rng.choice((2, 24, 48)))).isoformat()
-        results.append(ConversationResult(
-            conversation_id=call_id, customer_id=c.customer_id, track="presale_deposit",
-            persona="xiaomei", channel="call", variant="", started_at=started,
-            ended_at=started + timedelta(seconds=rng.randrange(15, 240)), outcome=outcome,
-            grade=grade_for(outcome, set(tags)), tags=tuple(tags), slots=slots,
-            node_path=("opening", "end"),
-            turns=(TurnRecord(user=None, kind="start", intent=None, confidence=None, node="opening",
-                              bot=(), actions=()),),
-            ended_by="bot",
-        ))
-        attempts.append((c.customer_id, call_id, started))
-    return results, attempts
+def _balance(price: float, deposit: float) -> float:
+    """The balance of a presale order: the product's price less the deposit's offset (twice it)."""
+    return float(max(round(price - 2 * deposit), round(price / 2)))
 
 
 def write_csv(customers: list[CustomerRecord], path: Path) -> None:

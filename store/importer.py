@@ -3,48 +3,97 @@
 from __future__ import annotations
 
 import csv
-import dataclasses
 import io
+import logging
 import re
-import typing
-from datetime import tzinfo
+from collections.abc import Callable
+from datetime import date, datetime, tzinfo
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError, create_model, field_validator
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from core.customers import CustomerRecord
 from core.vocab import PRICE_TIERS
 from store.codec import as_aware
 from store.errors import ImportValidationError, StoreError
 from store.gate import zone
-from store.phones import PhoneError, normalize_phone
+from store.phones import PhoneError, mask_phone, normalize_phone
+
+log = logging.getLogger(__name__)
 
 REQUIRED = ("customer_id", "phone")
-# Every field of core.customers.CustomerRecord is a column (the contract's, then our additions:
-# membership, cart/interest, activity, the customer's own timezone, import tags).
-COLUMNS = tuple(f.name for f in dataclasses.fields(CustomerRecord))
+OPTIONAL = ("name", "persona_group", "price_sensitivity", "channel", "deposit_paid", "deposit_product",
+            "deposit_amount", "balance_paid", "purchase_count", "last_purchase_at", "total_spent",
+            "cycle_days", "birthday")
+# Our additions (contract: extend freely): membership for OAIPL quadrants, cart/interest and
+# activity for their segments, the customer's own timezone for the calling window, import tags.
+EXTENSIONS = ("is_member", "member_since", "joined_at", "cart_at", "last_active_at", "timezone", "tags",
+              "external_userid", "gender", "last_product", "balance_amount")
+COLUMNS = REQUIRED + OPTIONAL + EXTENSIONS
 
 _TRUE = {"1", "true", "yes", "y", "t", "是", "已付", "已支付"}
 _FALSE = {"", "0", "false", "no", "n", "f", "否", "未付", "未支付"}
+_GENDER = {"": "", "女": "F", "f": "F", "female": "F", "男": "M", "m": "M", "male": "M"}
 _ID = re.compile(r"^[A-Za-z0-9_.:@\-]{1,64}$")
 _TAG = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 
 
-class _CsvRules(BaseModel):
-    """How a CSV cell becomes a CustomerRecord field; empty cells are defaults. Errors name the column.
-    The fields themselves are CustomerRecord's (CsvRow below)."""
+class CsvRow(BaseModel):
+    """One CSV row; empty cells are defaults. Errors name the column."""
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    @field_validator("customer_id", check_fields=False)
+    customer_id: str
+    phone: str
+    name: str = ""
+    persona_group: str = ""
+    price_sensitivity: str = "medium"
+    channel: str = ""
+    deposit_paid: bool = False
+    deposit_product: str = ""
+    deposit_amount: float | None = None
+    balance_paid: bool = False
+    purchase_count: int = 0
+    last_purchase_at: date | None = None
+    total_spent: float = 0.0
+    cycle_days: int | None = None
+    birthday: date | None = None
+    is_member: bool = False
+    member_since: date | None = None
+    joined_at: date | None = None
+    cart_at: datetime | None = None
+    last_active_at: datetime | None = None
+    timezone: str | None = None
+    tags: tuple[str, ...] = ()
+    external_userid: str | None = None  # WeCom external contact id (wm…/wo…)
+    gender: str = ""
+    last_product: str = ""
+    balance_amount: float | None = None
+
+    @field_validator("customer_id")
     @classmethod
     def _id(cls, v: str) -> str:
         if not _ID.match(v):
             raise ValueError("must be 1-64 letters, digits or _.:@-")
         return v
 
-    @field_validator("phone", check_fields=False)
+    @field_validator("external_userid")
+    @classmethod
+    def _external(cls, v: str | None) -> str | None:
+        if v is not None and not _ID.match(v):
+            raise ValueError("must be 1-64 letters, digits or _.:@- (WeCom's external_userid)")
+        return v
+
+    @field_validator("gender")
+    @classmethod
+    def _gender(cls, v: str) -> str:
+        key = v.strip().lower()
+        if key in _GENDER:
+            return _GENDER[key]
+        raise ValueError("must be 女/男 (or F/M, female/male)")
+
+    @field_validator("phone")
     @classmethod
     def _phone(cls, v: str) -> str:
         try:
@@ -52,14 +101,14 @@ class _CsvRules(BaseModel):
         except PhoneError as err:
             raise ValueError(str(err)) from None
 
-    @field_validator("price_sensitivity", check_fields=False)
+    @field_validator("price_sensitivity")
     @classmethod
     def _tier(cls, v: str) -> str:
         if v not in PRICE_TIERS:
             raise ValueError("must be low, medium or high")
         return v
 
-    @field_validator("deposit_paid", "balance_paid", "is_member", mode="before", check_fields=False)
+    @field_validator("deposit_paid", "balance_paid", "is_member", mode="before")
     @classmethod
     def _bool(cls, v: Any) -> bool:
         text = "" if v is None else str(v).strip().lower()
@@ -69,33 +118,33 @@ class _CsvRules(BaseModel):
             return False
         raise ValueError("must be true/false (or 1/0, yes/no, 是/否)")
 
-    @field_validator("deposit_amount", "total_spent", "purchase_count", check_fields=False)
+    @field_validator("deposit_amount", "total_spent", "purchase_count", "balance_amount")
     @classmethod
     def _non_negative(cls, v: float | int | None) -> float | int | None:
         if v is not None and v < 0:
             raise ValueError("must not be negative")
         return v
 
-    @field_validator("cycle_days", check_fields=False)
+    @field_validator("cycle_days")
     @classmethod
     def _positive(cls, v: int | None) -> int | None:
         if v is not None and v <= 0:
             raise ValueError("must be a positive number of days")
         return v
 
-    @field_validator("last_purchase_at", "birthday", "member_since", "joined_at", mode="before", check_fields=False)
+    @field_validator("last_purchase_at", "birthday", "member_since", "joined_at", mode="before")
     @classmethod
     def _date(cls, v: Any) -> Any:
         return v.replace("/", "-") if isinstance(v, str) else v
 
-    @field_validator("timezone", check_fields=False)
+    @field_validator("timezone")
     @classmethod
     def _tz(cls, v: str | None) -> str | None:
         if v is not None:
             zone(v, "timezone")
         return v
 
-    @field_validator("tags", mode="before", check_fields=False)
+    @field_validator("tags", mode="before")
     @classmethod
     def _tags(cls, v: Any) -> Any:
         if isinstance(v, str):
@@ -107,16 +156,7 @@ class _CsvRules(BaseModel):
         return v
 
 
-def _record_fields() -> dict[str, Any]:
-    hints = typing.get_type_hints(CustomerRecord)
-    return {f.name: (hints[f.name], ... if f.default is dataclasses.MISSING else f.default)
-            for f in dataclasses.fields(CustomerRecord)}
-
-
-CsvRow = create_model("CsvRow", __base__=_CsvRules, **_record_fields())
-
-
-def _fields(row: BaseModel, tz: tzinfo) -> CustomerRecord:
+def _fields(row: CsvRow, tz: tzinfo) -> CustomerRecord:
     data = row.model_dump()
     for key in ("cart_at", "last_active_at"):
         if data[key] is not None:
@@ -138,45 +178,68 @@ def read_text(path: Path) -> str:
     raise StoreError(f"{path}: not UTF-8 or GB18030 text")
 
 
-def parse_csv(path: Path, tz: tzinfo) -> list[CustomerRecord]:
-    """Every row validated; raises ImportValidationError listing all bad rows by line number."""
+def parse_csv(path: Path, tz: tzinfo, warn: Callable[[str], None] | None = None) -> list[CustomerRecord]:
+    """Every row validated; raises ImportValidationError listing all bad rows by line number.
+    Columns we do not know (SCRM exports carry many, e.g. vip_level) are ignored with one
+    warning naming them, passed to `warn` (default: the log)."""
     reader = csv.DictReader(io.StringIO(read_text(path), newline=""))
     header = [h.strip() for h in (reader.fieldnames or [])]
-    problems: list[tuple[int, str]] = []
     missing = [c for c in REQUIRED if c not in header]
+    if missing:
+        raise ImportValidationError(str(path), [(1, f"missing required column(s): {', '.join(missing)}")])
     unknown = [h for h in header if h not in COLUMNS]
-    if missing or unknown:
-        if missing:
-            problems.append((1, f"missing required column(s): {', '.join(missing)}"))
-        if unknown:
-            problems.append((1, f"unknown column(s): {', '.join(unknown)} (allowed: {', '.join(COLUMNS)})"))
-        raise ImportValidationError(str(path), problems)
+    if unknown:
+        (warn or log.warning)(f"{path}:1: ignored unknown column(s): {', '.join(unknown)}")
+    problems: list[tuple[int, str]] = []
     reader.fieldnames = header
     records: list[CustomerRecord] = []
     first_line: dict[str, int] = {}
+    first_external: dict[str, int] = {}
     for raw in reader:
         line_start = reader.line_num  # the record's last physical line (its only one, usually)
         if None in raw:
             problems.append((line_start, "more cells than header columns"))
             continue
         try:
-            row = CsvRow.model_validate({k: v for k, v in raw.items() if v and v.strip()})
+            row = CsvRow.model_validate({k: v for k, v in raw.items() if k in COLUMNS and v and v.strip()})
         except ValidationError as err:
-            msgs = [f"{'.'.join(str(p) for p in e['loc']) or 'row'}: {_clean(e['msg'])}" for e in err.errors()]
-            problems.append((line_start, "; ".join(msgs)))
+            problems.append((line_start, "; ".join(_problem(e) for e in err.errors())))
             continue
-        record = _fields(row, tz)
-        if record.customer_id in first_line:
-            problems.append((line_start, f"customer_id {record.customer_id!r} repeats line "
-                                         f"{first_line[record.customer_id]}"))
+        if row.customer_id in first_line:
+            problems.append((line_start, f"customer_id {row.customer_id!r} repeats line "
+                                         f"{first_line[row.customer_id]}"))
             continue
-        first_line[record.customer_id] = line_start
-        records.append(record)
+        first_line[row.customer_id] = line_start
+        if row.external_userid:
+            if row.external_userid in first_external:
+                problems.append((line_start, f"external_userid: repeats line {first_external[row.external_userid]} "
+                                             f"({row.external_userid!r})"))
+                continue
+            first_external[row.external_userid] = line_start
+        records.append(_fields(row, tz))
     if problems:
         raise ImportValidationError(str(path), problems)
     if not records:
         raise ImportValidationError(str(path), [(1, "no data rows")])
     return records
+
+
+def _problem(error: Any) -> str:
+    """`column: problem (value)`, the value masked where it is a phone number."""
+    column = ".".join(str(p) for p in error["loc"]) or "row"
+    message = _clean(error["msg"])
+    value = error.get("input")
+    if not isinstance(value, str) or error["type"] == "missing":
+        return f"{column}: {message}"
+    return f"{column}: {message} ({shown_value(column, value)!r})"
+
+
+def shown_value(column: str, value: str) -> str:
+    """A cell as an error message may show it: phones masked (139****0001), long text cut."""
+    if column == "phone":
+        digits = re.sub(r"\D", "", value)
+        return mask_phone(digits) if len(digits) >= 8 else digits[:3] + "*" * max(0, len(digits) - 3)
+    return value if len(value) <= 40 else value[:39] + "…"
 
 
 def _clean(msg: str) -> str:

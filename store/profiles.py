@@ -17,10 +17,13 @@ def customer_from_row(row: Any, tags: frozenset[str], do_not_contact: bool) -> C
         deposit_product=row.deposit_product or "", deposit_amount=row.deposit_amount,
         balance_paid=bool(row.balance_paid), purchase_count=int(row.purchase_count or 0),
         last_purchase_at=row.last_purchase_at, total_spent=float(row.total_spent or 0.0),
-        cycle_days=row.cycle_days, birthday=row.birthday, tags=tags, do_not_contact=do_not_contact,
+        cycle_days=row.cycle_days, birthday=row.birthday, tags=tags,
+        last_product=getattr(row, "last_product", None) or "",
+        balance_amount=getattr(row, "balance_amount", None), do_not_contact=do_not_contact,
         last_outcome=row.last_outcome, last_grade=row.last_grade,
         last_slots=dict(row.last_slots or {}), is_test=bool(row.is_test),
         joined_at=getattr(row, "joined_at", None), last_active_at=getattr(row, "last_active_at", None),
+        gender=getattr(row, "gender", "") or "", external_userid=getattr(row, "external_userid", None),
     )
 
 
@@ -51,5 +54,6 @@ def profile_dict(customer: Customer, last_result_at: datetime | None, dnc_reason
             "last_purchase_at": None if customer.last_purchase_at is None
             else customer.last_purchase_at.isoformat(),
             "total_spent": customer.total_spent, "cycle_days": customer.cycle_days,
+            "last_product": customer.last_product, "balance_amount": customer.balance_amount,
         },
     }

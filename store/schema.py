@@ -68,6 +68,10 @@ customers = sa.Table(
     sa.Column("last_grade", sa.String(1), nullable=True),
     sa.Column("last_result_at", UTCDateTime, nullable=True),
     sa.Column("last_slots", JSONType, nullable=True),
+    # WeCom's id of this customer as an external contact (the sidebar's getCurExternalContact).
+    sa.Column("external_userid", sa.String(64), nullable=True),
+    sa.Column("gender", sa.String(1), nullable=False, server_default=""),  # F | M | "" (unknown)
+    sa.UniqueConstraint("external_userid", name="uq_customers_external_userid"),
 )
 
 orders = sa.Table(
@@ -83,6 +87,8 @@ orders = sa.Table(
     sa.Column("last_purchase_day", sa.Integer, nullable=True),
     sa.Column("total_spent", sa.Float, nullable=False, server_default="0"),
     sa.Column("cycle_days", sa.Integer, nullable=True),
+    sa.Column("last_product", sa.String(128), nullable=False, server_default=""),  # rev 0003
+    sa.Column("balance_amount", sa.Float, nullable=True),  # rev 0003
     sa.Column("updated_at", UTCDateTime, nullable=False),
 )
 

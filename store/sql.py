@@ -94,6 +94,12 @@ class SqlStore(DurableWrites):
     def get_customer(self, customer_id: str) -> Customer | None:
         return self._tx(lambda conn: self._load_customer(conn, customer_id))
 
+    def customer_id_for_external(self, external_userid: str) -> str | None:
+        """The customer whose WeCom external contact id this is (imported `external_userid`)."""
+        c = t.customers.c
+        return self._tx(lambda conn: conn.execute(
+            sa.select(c.customer_id).where(c.external_userid == external_userid)).scalar())
+
     def _load_customer(self, conn: Connection, customer_id: str) -> Customer | None:
         row = self._customer_row(conn, customer_id)
         return None if row is None else self._customer_from(conn, row)
@@ -102,7 +108,8 @@ class SqlStore(DurableWrites):
         return conn.execute(
             sa.select(t.customers, t.orders.c.deposit_paid, t.orders.c.deposit_product,
                       t.orders.c.deposit_amount, t.orders.c.balance_paid, t.orders.c.purchase_count,
-                      t.orders.c.last_purchase_at, t.orders.c.total_spent, t.orders.c.cycle_days)
+                      t.orders.c.last_purchase_at, t.orders.c.total_spent, t.orders.c.cycle_days,
+                      t.orders.c.last_product, t.orders.c.balance_amount)
             .select_from(t.customers.outerjoin(t.orders))
             .where(t.customers.c.customer_id == customer_id)
         ).first()
@@ -111,6 +118,24 @@ class SqlStore(DurableWrites):
         tags = frozenset(conn.execute(
             sa.select(t.tags.c.tag).where(t.tags.c.customer_id == row.customer_id).distinct()).scalars())
         return customer_from_row(row, tags, self._dnc_reason(conn, row.customer_id, row.phone_hash) is not None)
+
+    def customers_by_id(self, customer_ids: Sequence[str], chunk: int = 500) -> dict[str, Customer]:
+        """Many customers at once, for their facts (no tags, no do-not-contact lookup)."""
+        out: dict[str, Customer] = {}
+
+        def run(conn: Connection) -> None:
+            o = t.orders.c
+            for i in range(0, len(customer_ids), chunk):
+                rows = conn.execute(
+                    sa.select(t.customers, o.deposit_paid, o.deposit_product, o.deposit_amount, o.balance_paid,
+                              o.purchase_count, o.last_purchase_at, o.total_spent, o.cycle_days,
+                              o.last_product, o.balance_amount)
+                    .select_from(t.customers.outerjoin(t.orders))
+                    .where(t.customers.c.customer_id.in_(list(customer_ids[i:i + chunk]))))
+                for row in rows:
+                    out[row.customer_id] = customer_from_row(row, frozenset(), False)
+        self._tx(run)
+        return out
 
     def ensure_customer(self, customer_id: str) -> Customer:
         # Known customers (every imported one) are only read: no write lock on a call's start.

@@ -151,13 +151,15 @@ def upsert_customers(conn: Connection, records: Sequence[CustomerRecord], keys: 
             "is_member": rec.is_member, "member_since": rec.member_since, "joined_at": rec.joined_at,
             "cart_at": rec.cart_at,
             "last_active_at": rec.last_active_at, "is_test": False, "created_at": now, "updated_at": now,
+            "external_userid": rec.external_userid or None, "gender": rec.gender,
         })
         order_rows.append({
             "customer_id": rec.customer_id, "deposit_paid": rec.deposit_paid,
             "deposit_product": rec.deposit_product, "deposit_amount": rec.deposit_amount,
             "balance_paid": rec.balance_paid, "purchase_count": rec.purchase_count,
             "last_purchase_at": rec.last_purchase_at, "last_purchase_day": epoch_day(rec.last_purchase_at),
-            "total_spent": rec.total_spent, "cycle_days": rec.cycle_days, "updated_at": now,
+            "total_spent": rec.total_spent, "cycle_days": rec.cycle_days,
+            "last_product": rec.last_product, "balance_amount": rec.balance_amount, "updated_at": now,
         })
         tag_rows.extend({"customer_id": rec.customer_id, "tag": tag, "source": "import",
                          "source_id": f"import:{rec.customer_id}", "at": now} for tag in rec.tags)

@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 from collections import Counter, defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from core.conversation import ConversationResult
@@ -37,6 +37,22 @@ class NodeStats:
     hung_up_here: int
     visits: int
     dwell_mean_s: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class FunnelStep:
+    """One step of the main path: conversations that got this far (in path order), how many of
+    those that reached the step before did not (dropped), and how many hung up at that step."""
+
+    node: str
+    reached: int
+    dropped: int
+    hung_up_before: int  # of `dropped`: the customer hung up while the bot waited at the step before
+
+    @property
+    def drop_rate(self) -> float:
+        previous = self.reached + self.dropped
+        return self.dropped / previous if previous else 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +109,8 @@ class TrackReport:
     variants: tuple[VariantStats, ...]
     significance: tuple[Significance, ...]
     dwell_estimated: bool  # some records had no turn times
+    funnel: tuple[FunnelStep, ...] = ()  # along the main path (main_path)
+    titles: dict[str, str] = field(default_factory=dict)  # node id → the node's title
 
     @property
     def fallback_rate(self) -> float:
@@ -226,6 +244,8 @@ def analyse(results: Sequence[ConversationResult], track_id: str, track: Track |
                      for v, rs in sorted(by_variant.items())]
     grades = Counter(r.grade for r in results)
     return TrackReport(
+        funnel=funnel(results, main_path(results, track)),
+        titles={k: v.title for k, v in track.nodes.items() if v.title} if track is not None else {},
         track=track_id, since=since, n=len(results),
         outcomes=dict(Counter(r.outcome for r in results).most_common()),
         grades={g: grades.get(g, 0) for g in GRADES}, intents=dict(intents.most_common()),
@@ -234,3 +254,39 @@ def analyse(results: Sequence[ConversationResult], track_id: str, track: Track |
         mean_duration_s=sum(durations) / len(durations) if durations else None,
         nodes=nodes, clips=clips, variants=tuple(variant_stats),
         significance=tuple(_significance(variant_stats)), dwell_estimated=estimated)
+
+
+def main_path(results: Sequence[ConversationResult], track: Track | None) -> tuple[str, ...]:
+    """The track's main path as customers walk it: the most common node path of the converted
+    conversations (grade A), else of all; a revisited node counts once, at its first visit.
+    Without conversations, the start node."""
+    def first_visits(path: Sequence[str]) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(path))
+    converted = [first_visits(r.node_path) for r in results if r.grade in CONVERTED_GRADES and r.node_path]
+    pool = converted or [first_visits(r.node_path) for r in results if r.node_path]
+    if pool:
+        return Counter(pool).most_common(1)[0][0]
+    return (track.start,) if track is not None else ()
+
+
+def _reached(path: Sequence[str], steps: Sequence[str]) -> int:
+    """How many leading steps of `steps` the path visits in order (gaps allowed)."""
+    i = 0
+    for node in path:
+        if i < len(steps) and node == steps[i]:
+            i += 1
+    return i
+
+
+def funnel(results: Sequence[ConversationResult], steps: Sequence[str]) -> tuple[FunnelStep, ...]:
+    """Conversations per main-path step; each step counts those that also passed every step before."""
+    depth = [(_reached(r.node_path, steps), r) for r in results]
+    out: list[FunnelStep] = []
+    previous = len(results)
+    for i, node in enumerate(steps):
+        reached = sum(1 for d, _ in depth if d > i)
+        stopped = [r for d, r in depth if d == i]  # got to the step before, never here
+        hung_up = sum(1 for r in stopped if r.ended_by == "customer") if i else 0
+        out.append(FunnelStep(node, reached, previous - reached, hung_up))
+        previous = reached
+    return tuple(out)

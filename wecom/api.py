@@ -29,6 +29,7 @@ from wecom.suggest import HistoryItem
 STATIC = Path(__file__).parent / "static"
 # control characters, line separators and lone surrogates: no id or message may carry them
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
+_ID_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")  # ids: not even line breaks
 STATIC_FILES = {"sidebar.js": "text/javascript", "sidebar.css": "text/css"}
 _lock = threading.Lock()
 
@@ -98,6 +99,7 @@ def require_agent_key(request: Request) -> None:
 
 AgentKey = Depends(require_agent_key)
 _ERRORS = {400: "Malformed request", 401: "Bad signature or key", 404: "Not found", 422: "Wrong parameter",
+           502: "WeCom's API answered an error or could not be reached",
            503: "Not configured, not ready, or the store is unavailable; retry"}
 
 
@@ -114,8 +116,8 @@ class _In(BaseModel):
     @classmethod
     def _printable(cls, value: Any, info: ValidationInfo) -> Any:
         """No control characters or lone surrogates (JSON allows "\ud800"); ids not even line breaks."""
-        if isinstance(value, str) and (_CONTROL.search(value) or (
-                str(info.field_name).endswith("_id") and any(c in value for c in "\t\n\r"))):
+        bad = _ID_CONTROL if str(info.field_name).endswith("_id") else _CONTROL
+        if isinstance(value, str) and bad.search(value):
             raise ValueError("control characters and lone surrogates are not allowed")
         return value
 
@@ -164,12 +166,41 @@ def feedback(body: Annotated[FeedbackIn, Body()], request: Request) -> JSONRespo
 @router.get("/v1/wecom/customers/{customer_id}", tags=["wecom"], dependencies=[AgentKey], responses=_errors(503),
             summary="Sidebar context: profile, tags, last call, lifecycle stage, latest chat messages")
 def customer_context(customer_id: str, request: Request) -> JSONResponse:
-    if not customer_id or len(customer_id) > 64 or _CONTROL.search(customer_id):
+    if not customer_id or len(customer_id) > 64 or _ID_CONTROL.search(customer_id):
         raise HTTPException(422, "customer_id must be 1-64 characters, without control characters")
     svc = service_of(request)
     data: dict[str, Any] = svc.context(customer_id).to_json()
     data["messages"] = [m.to_json() for m in svc.inbox.messages(customer_id)]
     return JSONResponse(data)
+
+
+@router.get("/v1/wecom/jssdk/agent-config", tags=["wecom"], dependencies=[AgentKey], responses=_errors(502, 503),
+            summary="Signed wx.agentConfig for the sidebar page at `url` (WeCom JS-SDK)")
+def agent_config(request: Request, url: Annotated[str, Query(min_length=8, max_length=2000)]) -> JSONResponse:
+    from wecom.jssdk import WecomApiError
+
+    svc = service_of(request)
+    if svc.tickets is None:
+        raise HTTPException(503, "WeCom JS-SDK not configured: set HUASHU_WECOM_CORP_ID, HUASHU_WECOM_AGENT_ID "
+                                 "and HUASHU_WECOM_SECRET")
+    if not url.startswith(("https://", "http://")):
+        raise HTTPException(422, "url must be the page's full http(s) address")
+    try:
+        config = svc.tickets.agent_config(svc.settings.wecom_agent_id, url)
+    except WecomApiError as exc:
+        raise HTTPException(502, str(exc)) from None
+    return JSONResponse(config.to_json())
+
+
+@router.get("/v1/wecom/contacts/{external_userid}", tags=["wecom"], dependencies=[AgentKey],
+            responses=_errors(503), summary="The customer behind a WeCom external contact (getCurExternalContact)")
+def contact(external_userid: str, request: Request) -> JSONResponse:
+    if not external_userid or len(external_userid) > 64 or _CONTROL.search(external_userid):
+        raise HTTPException(422, "external_userid must be 1-64 characters, without control characters")
+    customer_id = service_of(request).customer_for_contact(external_userid)
+    # Not imported yet: the contact's own id, under which its callback messages are kept.
+    return JSONResponse({"external_userid": external_userid, "customer_id": customer_id or external_userid,
+                         "mapped": customer_id is not None})
 
 
 # -- sidebar page ------------------------------------------------------------------------------

@@ -62,6 +62,7 @@ class ChatContext:
             "price_sensitivity": self.price_sensitivity, "stage": self.stage, "stage_reason": self.stage_reason,
             "tags": sorted(self.tags), "do_not_contact": self.do_not_contact,
             "last_call": self.last_call.to_json(), "product": self.product, "order": self.order,
+            "address": self.variables.get("customer_name", ""),
         }
 
 
@@ -118,6 +119,20 @@ def lifecycle_stage(customer: Customer | None, spec: LifecycleSpec, now: datetim
     return "active", "purchased, recently active"
 
 
+COMPOUND_SURNAMES = frozenset({"欧阳", "司马", "上官", "诸葛", "东方", "皇甫", "尉迟", "公孙", "慕容", "令狐",
+                               "夏侯", "长孙", "宇文", "司徒", "端木", "独孤", "南宫", "西门"})
+
+
+def polite_address(name: str, gender: str) -> str:
+    """How a reply addresses the customer: 姓 + 女士/先生 when the record gives the gender (王芳 →
+    王女士); otherwise 亲 (never the full name, and never a guessed gender)."""
+    name = name.strip()
+    if not name or gender not in ("F", "M"):
+        return "亲"
+    surname = name[:2] if name[:2] in COMPOUND_SURNAMES else name[0]
+    return surname + ("女士" if gender == "F" else "先生")
+
+
 def _slot(slots: dict[str, object], names: tuple[str, ...]) -> str | None:
     for name in names:
         value = slots.get(name)
@@ -155,7 +170,7 @@ def build_context(library: Library, persona_vars: dict[str, str], customer_id: s
     last = LastCall()
     if customer is not None:
         if customer.name:
-            variables["customer_name"] = customer.name
+            variables["customer_name"] = polite_address(customer.name, customer.gender)
         if customer.deposit_paid and customer.deposit_amount is not None:
             variables["deposit"] = f"{customer.deposit_amount:g}"
         slots = dict(customer.last_slots or {})

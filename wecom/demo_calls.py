@@ -17,7 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from core.conversation import CustomerEvent, EventKind
 from core.yamlio import load_yaml_text
-from dialogue.engine import DialogueEngine
+from dialogue.engine import CallRefused, DialogueEngine
+from dialogue.facts import campaign_samples
 from dialogue.simulate import TURN_SECONDS, parse_line
 
 LINES_FILE = Path("replies") / "demo" / "customer_lines.yml"
@@ -78,13 +79,22 @@ def simulate_calls(engine: DialogueEngine, track: str, n: int, *, script: Custom
     """Run `n` scripted calls of `track` starting around `start`; returns how many ended (all do).
 
     Customers: `customer_ids(i)` (default `demo000000`… as made by `huashu customers demo`; unknown
-    ids become test customers). The compliance gate is skipped: these calls are simulations."""
+    ids become test customers). The compliance gate is skipped: these calls are simulations. The
+    campaign's values are the track's defaults and samples; a customer whose record cannot back
+    the track (missing_fact:…) is passed over for the next one, as a campaign would leave them out."""
     rng = random.Random(f"{track}:{seed}")
     ids = customer_ids or (lambda i: f"demo{i:06d}")
     ended = 0
-    for i in range(n):
+    i = -1
+    while ended < n and i < 20 * n:
+        i += 1
         at = start - timedelta(days=rng.randrange(0, 7), minutes=rng.randrange(0, 8 * 60))
-        state, _ = engine.start(f"demo-sim-{track}-{seed}-{i}", ids(i), track, at=at, check_gate=False)
+        campaign = campaign_samples(engine.bundle.track(track), at.date())
+        try:
+            state, _ = engine.start(f"demo-sim-{track}-{seed}-{i}", ids(i), track, at=at, check_gate=False,
+                                    variables=campaign)
+        except CallRefused:
+            continue
         clock = at
         events = iter(_events(rng, script))
         while not state.ended:

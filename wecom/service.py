@@ -25,6 +25,7 @@ from store.phones import mask_id
 from wecom.callback import CallbackMessage, CallbackVerifier, SeenStore
 from wecom.context import ChatContext, build_context
 from wecom.crypto import WeComCrypto
+from wecom.jssdk import TicketClient
 from wecom.library import Library, Reply, load_library
 from wecom.suggest import HistoryItem, Suggester, SuggestResult
 
@@ -155,6 +156,15 @@ class WecomService:
             self.verifier = CallbackVerifier(
                 WeComCrypto(settings.wecom_token, settings.wecom_aes_key, settings.wecom_corp_id),
                 settings.wecom_max_skew_s, seen)
+        # The sidebar's JS-SDK signing: needs the corp id, the app's AgentId and its Secret.
+        self.tickets: TicketClient | None = None
+        if settings.wecom_corp_id and settings.wecom_agent_id and settings.wecom_secret:
+            self.tickets = TicketClient(settings.wecom_api_base, settings.wecom_corp_id, settings.wecom_secret)
+
+    def customer_for_contact(self, external_userid: str) -> str | None:
+        """The customer behind a WeCom external contact (the imported external_userid column)."""
+        lookup = getattr(self.store, "customer_id_for_external", None)
+        return None if lookup is None else lookup(external_userid)
 
     # -- customers -------------------------------------------------------------------------
     def _customer(self, customer_id: str) -> tuple[Customer | None, dict[str, Any] | None]:
@@ -245,7 +255,8 @@ class WecomService:
     def on_message(self, message: CallbackMessage, now: datetime | None = None) -> dict[str, Any]:
         """A decrypted customer message: into the inbox; an opt-out/complaint is written at once."""
         when = now or self.clock()
-        customer_id = message.sender
+        # The sender is WeCom's external_userid: the customer it was imported for, if any.
+        customer_id = (self.customer_for_contact(message.sender) if message.sender else None) or message.sender
         if message.msg_type != "text" or not customer_id or not message.text.strip():
             return {"handled": False, "msg_type": message.msg_type}
         parse = self.suggester.classify(message.text, (), when)

@@ -36,8 +36,11 @@ def _vars(pairs: list[str]) -> dict[str, str]:
     return out_vars
 
 
-def validate(paths: Annotated[list[Path] | None, typer.Argument(help="scripts folders (default: the shipped scripts_zh)")] = None) -> None:
-    """Schema + graph checks on every track, persona and NLU file."""
+def validate(paths: Annotated[list[Path] | None, typer.Argument(help="scripts folders (default: the shipped scripts_zh)")] = None,
+             at: Annotated[str | None, typer.Option("--at", help="also report date variables (track defaults, "
+                                                               "campaign vars) that have passed at this ISO time")]
+             = None) -> None:
+    """Schema + graph checks on every track, persona and NLU file (with --at: expired dates)."""
     from core.yamlio import ScriptError
     from dialogue.actions import ActionRunner
     from dialogue.loader import load_bundle
@@ -53,14 +56,43 @@ def validate(paths: Annotated[list[Path] | None, typer.Argument(help="scripts fo
             _validate_nlu(root)
             _validate_hints(bundle)
             _validate_replies(root, bundle)
+            _validate_audio(root, bundle)
         except ScriptError as exc:
             for problem in exc.problems:
                 print(problem)
             raise typer.Exit(1) from None
+        if at is not None:
+            expired = _expired(root, bundle, _now(settings, at))
+            for finding in expired:
+                print(finding)
+            if expired:
+                raise typer.Exit(1)
         total += len(bundle.tracks)
         for track in bundle.tracks.values():
             out.print(f"[green]ok[/] {root / 'tracks' / (track.id + '.yml')}  ({len(track.nodes)} nodes)")
     out.print(f"{total} track(s) valid")
+
+
+def _expired(root: Path, bundle: Bundle, when: datetime) -> list[str]:
+    """Dates that have passed at `when`: track defaults, and campaign variables of call steps."""
+    from core.yamlio import load_yaml_text
+    from dialogue.facts import expired_defaults, expired_values
+
+    today = when.date()
+    lines = [str(p) for t in bundle.tracks.values() for p in expired_defaults(t, bundle.track_sources[t.id], today)]
+    for path in sorted((root / "campaigns").glob("*.yml")):
+        text = path.read_text(encoding="utf-8")
+        doc = load_yaml_text(text) or {}
+        for step in doc.get("steps") or []:
+            track = bundle.tracks.get(str(step.get("track") or ""))
+            if track is None:
+                continue
+            values = {str(k): str(v) for k, v in {**(doc.get("vars") or {}), **(step.get("vars") or {})}.items()}
+            for name, value in expired_values(track, values, today):
+                line = next((i for i, ln in enumerate(text.splitlines(), 1) if ln.strip().startswith(f"{name}:")), 1)
+                lines.append(f"{path}:{line}: {step.get('id', '-')}: {name} {value} has passed at "
+                             f"{today.isoformat()} (its calls are refused expired:{name})")
+    return lines
 
 
 def _validate_nlu(root: Path) -> None:
@@ -85,6 +117,24 @@ def _validate_hints(bundle: Bundle) -> None:
                  for node, msg in hint_problems(track, examples)]
         if found:
             raise ScriptError(found)
+
+
+def _validate_audio(root: Path, bundle: Bundle) -> None:
+    """A persona that ships recordings (an audio/ folder) has one for every clip it can say."""
+    from core.yamlio import ScriptError
+    from dialogue.loader import Problem
+    from dialogue.recordings import missing_audio, plan
+
+    problems = []
+    for persona_id in bundle.personas:
+        folder = root / "personas" / persona_id
+        if not (folder / "audio").is_dir():
+            continue
+        for path in missing_audio(plan(bundle, persona_id), folder / "audio"):
+            problems.append(Problem(str(folder / "persona.yml"), 1, path.with_suffix("").as_posix(),
+                                    f"no recording audio/{path.as_posix()} (huashu persona script/import)"))
+    if problems:
+        raise ScriptError(problems)
 
 
 def _validate_replies(root: Path, bundle: Bundle) -> None:

@@ -43,9 +43,11 @@ def hint(reason: str, settings: Settings, customer_id: str, at: datetime) -> str
                 "--at a later time.")
     kind, _, variable = reason.partition(":")
     if kind == "missing_fact":
-        return (f"customer {customer_id}'s record has no {variable}, which the track states as a fact; "
-                "import it (huashu customers import FILE.csv) or leave out --customer-id for a test "
-                "customer with the track's sample facts.")
+        return (f"the call has no {variable}, which the track states: a customer fact missing from "
+                f"customer {customer_id}'s record (import it: huashu customers import FILE.csv) or a campaign "
+                f"value (pass --var {variable}=…); or leave out --customer-id for a test customer with the "
+                "track's sample facts.")
     if kind == "expired":
-        return f"{variable} has passed at the call time; --at an earlier time, or update the customer's record."
+        return (f"{variable} has passed at the call time; --at an earlier time, or give the campaign's "
+                f"current date with --var {variable}=YYYY-MM-DD.")
     return "see docs/store.md (compliance gate)."

@@ -17,7 +17,7 @@ from huashu.cli._lazy import BarColumn, MofNCompleteColumn, Progress, Settings, 
 from huashu.cli.times import instant as _instant
 
 if TYPE_CHECKING:
-    from store.campaigns import Campaign, StepPlan
+    from store.campaigns import CallVars, Campaign, Step, StepPlan
     from store.sql import SqlStore
 
 err = console(stderr=True)
@@ -72,7 +72,8 @@ def customers_import(file: Annotated[Path, typer.Argument(help="CSV with a heade
 
     settings = Settings()
     try:
-        records = parse_csv(file, ZoneInfo(settings.timezone))
+        records = parse_csv(file, ZoneInfo(settings.timezone),
+                            warn=lambda text: typer.echo(f"warning: {text}", err=True))
     except ImportValidationError as exc:
         for line, message in exc.problems:
             typer.echo(f"{file}:{line}: {message}", err=True)  # one unwrapped line each, for tools
@@ -102,7 +103,8 @@ def customers_demo(
     csv_out: Annotated[Path | None, typer.Option("--csv", help="also write an importable CSV here")] = None,
 ) -> None:
     """Generate realistic demo customers (deterministic) into the store."""
-    from store.demo import generate_customers, generate_history, write_csv
+    from dialogue.history import generate_history
+    from store.demo import generate_customers, write_csv
 
     settings = Settings()
     tz = ZoneInfo(settings.timezone)
@@ -212,6 +214,8 @@ def segments_export(
     out_file: Annotated[Path, typer.Option("--out", help="CSV file to write")],
     at: Annotated[str | None, typer.Option(help="ISO instant (default: now)")] = None,
     provider_phones: ProviderPhones = False,
+    bom: Annotated[bool, typer.Option("--bom/--no-bom", help="start with a UTF-8 BOM so Excel reads Chinese "
+                                      "names right (default)")] = True,
 ) -> None:
     """Export a segment's targets: one per phone, do-not-contact excluded, phones masked."""
     from store.segment_sql import evaluate
@@ -228,7 +232,7 @@ def segments_export(
         ev = evaluate(st, seg, _instant(settings, at))
         phones = decrypt(st, [tg.customer_id for tg in ev.targets]) if provider_phones else {}
     out_file.parent.mkdir(parents=True, exist_ok=True)
-    with out_file.open("w", newline="", encoding="utf-8") as fh:
+    with out_file.open("w", newline="", encoding="utf-8-sig" if bom else "utf-8") as fh:
         w = csv.writer(fh)
         w.writerow(EXPORT_COLUMNS)
         for tg in ev.targets:
@@ -258,7 +262,7 @@ def campaign_plan(
     when = _instant(settings, at)
     with _store(settings) as st:
         camp = _campaign(settings, st, file, start)
-        steps = plan(st, camp, when)
+        steps = plan(st, camp, when, _task_vars(settings, st, when))
     out.print(f"[bold]{camp.name}[/] {camp.title} · crowd {camp.crowd.name} · at {when.isoformat()}")
     table = Table("step", "channel", "scheduled", "status", "due now", "excluded", "why")
     for sp in steps:
@@ -288,6 +292,24 @@ def _campaign(settings: Settings, st: SqlStore, file: Path, start: str | None) -
         camp = replace(camp, start_at=_instant(settings, start, "--start"),
                        steps=tuple(replace(s, scheduled_at=None) for s in camp.steps))
     return camp
+
+
+def _task_vars(settings: Settings, st: SqlStore, when: datetime) -> CallVars:
+    """Call steps' variables from the talk track: the customer's facts and the campaign's values."""
+    from dialogue.facts import BadValue, task_vars
+    from dialogue.loader import load_bundle
+    from store.errors import StoreError
+
+    bundle = load_bundle(settings.effective_scripts_dir)
+    today = when.astimezone(st.tz).date()
+
+    def resolve(step: Step, campaign_vars: dict[str, str], ids: list[str]) -> dict[str, tuple[dict[str, str], str | None]]:
+        try:
+            track = bundle.track(step.spec.track)
+            return task_vars(track, bundle.persona_for(track), st.customers_by_id(ids), ids, campaign_vars, today)
+        except (KeyError, BadValue) as exc:
+            raise StoreError(f"step {step.spec.id}: {exc.args[0]}") from None
+    return resolve
 
 
 def _write_plan(out_dir: Path, campaign: str, steps: list[StepPlan], when: datetime) -> None:

@@ -101,3 +101,43 @@ def test_streaming_stream_prepare_then_finish_is_the_same_result(whisper: Recogn
         assert s.accept(pcm[i : i + 640]) is None
     s.prepare()
     assert s.finish() == backend.transcribe(pcm)
+
+
+@pytest.mark.slow
+def test_utterances_that_end_together_are_decoded_in_one_batch(whisper: Recognizer) -> None:
+    import threading
+    from dataclasses import replace
+
+    backend = whisper.backend  # type: ignore[attr-defined]
+    samples = [decode((AUDIO / "tel" / f"{i}.wav").read_bytes(), target_rate=16000).samples.astype(np.float32)
+               / 32768.0 for i in ("zh15", "zh21", "zh28", "zh40")]
+    alone = [backend.decode(x).text for x in samples]
+    calls: list[int] = []
+    run_batch = backend._run_batch
+
+    def counting(batch, *args):  # type: ignore[no-untyped-def]
+        calls.append(len(batch))
+        return run_batch(batch, *args)
+
+    backend._run_batch = counting
+    config, slots = backend.config, backend._slots
+    backend.config = replace(config, num_workers=1, max_batch=8)
+    backend._slots = threading.Semaphore(1)  # one decode at a time: the others must wait and join a batch
+    try:
+        together: list[str] = [""] * len(samples)
+        gate = threading.Barrier(len(samples))
+
+        def one(k: int) -> None:
+            gate.wait()
+            together[k] = backend.decode(samples[k]).text
+
+        threads = [threading.Thread(target=one, args=(k,)) for k in range(len(samples))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        del backend._run_batch
+        backend.config, backend._slots = config, slots
+    assert sum(calls) == len(samples) and max(calls) >= 2  # at least two decoded as one batch
+    assert sum(a == b for a, b in zip(alone, together, strict=True)) >= len(samples) - 1  # same words, give or take the padding

@@ -92,3 +92,26 @@ def test_cli_graph_bad_input_is_a_clear_error(args: list[str], message: str) -> 
     result = CliRunner().invoke(_app(), ["graph", *args])
     assert result.exit_code == 2
     assert message in " ".join(result.output.split())
+
+
+@pytest.mark.parametrize("track", ["presale_deposit", "balance_reminder", "winback_silent"])
+def test_dot_layout_labels_overlap_no_node_and_no_other_label(bundle: Bundle, track: str) -> None:
+    import shutil
+
+    from dialogue.graph import NODE_H, NODE_W, _text_width
+
+    if shutil.which("dot") is None:
+        pytest.fail("Graphviz dot is missing: apt-get install -y graphviz (CI: .ci/run installs it)")
+    layout = build_layout(bundle, track)
+    assert all(e.points for e in layout.edges)  # routed by dot
+    boxes = [(n.x, n.y, n.x + NODE_W, n.y + NODE_H) for n in layout.nodes.values()]
+    labels = []
+    for e in layout.edges:
+        if e.label and e.label_at is not None:
+            w = _text_width(e.label, 10) * 0.9  # dot's own metrics are a little narrower than our estimate
+            labels.append((e.label_at[0] - w / 2, e.label_at[1] - 5, e.label_at[0] + w / 2, e.label_at[1] + 5))
+
+    def overlap(a: tuple[float, ...], b: tuple[float, ...]) -> bool:
+        return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+    assert not [(lab, box) for lab in labels for box in boxes if overlap(lab, box)]
+    assert not [(a, b) for i, a in enumerate(labels) for b in labels[i + 1:] if overlap(a, b)]

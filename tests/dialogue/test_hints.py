@@ -46,7 +46,8 @@ def test_every_waiting_node_of_every_shipped_track_gets_hints_that_fit_the_promp
 
 def test_hints_come_from_the_expected_intents_variables_and_vocabulary(bundle) -> None:  # type: ignore[no-untyped-def]
     track = bundle.track("balance_reminder")
-    nh = node_hints(track, "opening", nlu_examples(bundle.root))
+    # the campaign's date (a track has no default for it); the rest: defaults, samples of claims
+    nh = node_hints(track, "opening", nlu_examples(bundle.root), {"balance_deadline": "2026-11-13"})
     sources = {h.source for h in nh.hints}
     assert {"vocabulary", "intent:affirm", "intent:deny", "intent:will_pay", "intent:greet"} <= sources
     assert "尾款" in nh.phrases  # vocabulary

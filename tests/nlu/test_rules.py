@@ -68,3 +68,22 @@ def test_rules_may_only_decide_compliance_intents(tmp_path: Path) -> None:
     with pytest.raises(NluDataError, match="rules may only decide"):
         load_rules(path)
     assert load_rules(tmp_path / "absent.yml").match("别打了") is None
+
+
+@pytest.mark.parametrize("text", ["我要拉嘿你们", "把我号马山了", "以后不要再连系我", "退定", "把我电化删了"])
+def test_opt_out_rules_hear_homophones_of_their_words(text: str) -> None:
+    hit = RULES.match(text)
+    assert hit is not None and (hit.intent, hit.name) == ("opt_out", "rule_opt_out~sound")
+
+
+@pytest.mark.parametrize("text", ["我不要返券", "周末打给我吧", "不要饭", "别反悔啊", "大写还是小写", "我是王女士"])
+def test_single_syllables_are_never_heard_as_opt_out_words(text: str) -> None:
+    hit = RULES.match(text)
+    assert hit is None or hit.intent != "opt_out"
+
+
+def test_no_sound_match_contradicts_a_labelled_example() -> None:
+    examples = list(load_dir(SCRIPTS_NLU).examples) + list(load_file(HELD_OUT).examples)
+    wrong = [(e.text, e.intent) for e in examples
+             if (hit := RULES.match(e.text)) and hit.name.endswith("~sound") and e.intent != "opt_out"]
+    assert wrong == []

@@ -114,7 +114,9 @@ def _jambonz(http: Any, path: str, body: bytes) -> Any:
 
 def _settings(tmp_path: Path, **overrides: Any) -> Settings:
     return Settings(**{"data_dir": tmp_path / "data", "cache_dir": tmp_path / "cache", "gateway_secret": SECRET,
-                       "agent_keys": AGENT, "jambonz_secret": JAMBONZ, "insecure_dev": False, "calling_window": "00:00-24:00", **overrides})
+                       "agent_keys": AGENT, "jambonz_secret": JAMBONZ,
+                       "wecom_token": "tok", "wecom_aes_key": "a" * 43, "wecom_corp_id": "corp",
+                       "insecure_dev": False, "calling_window": "00:00-24:00", **overrides})
 
 
 def _check_4xx(r: httpx.Response, name: str) -> None:
@@ -291,3 +293,24 @@ def test_nesting_bound(body: bytes, ok: bool) -> None:
     else:
         with pytest.raises(BadRequest, match="nested deeper than 32"):
             check_json_depth(body)
+
+
+def test_hostile_wecom_inputs_are_4xx(client: TestClient, caplog: pytest.LogCaptureFixture) -> None:
+    auth = {"Authorization": f"Bearer {AGENT}", "Content-Type": "application/json"}
+    suggest = {"customer_id": PHONE, "message": "多少钱"}
+    cases = [
+        ("nested 100k deep", "/v1/wecom/suggest", DEEP),
+        ("surrogate customer_id", "/v1/wecom/suggest", _raw({**suggest, "customer_id": SURROGATE})),
+        ("control message", "/v1/wecom/suggest", _raw({**suggest, "message": "多少钱\x1b[2J"})),
+        ("customer_id of 65", "/v1/wecom/suggest", _raw({**suggest, "customer_id": "x" * 65})),
+        ("surrogate history", "/v1/wecom/suggest", _raw({**suggest, "history": [{"role": "agent", "text": SURROGATE}]})),
+        ("feedback control id", "/v1/wecom/feedback", _raw({**suggest, "suggestion_id": "s\n1"})),
+        ("callback t of 5,000 digits", "/v1/wecom/callback?msg_signature=x&nonce=n&timestamp=" + "1" * 5000, b"<xml/>"),
+        ("callback t superscript", "/v1/wecom/callback?msg_signature=x&nonce=n&timestamp=%C2%B9" + PHONE, b"<xml/>"),
+    ]
+    for name, path, body in cases:
+        _check_4xx(client.post(path, content=body, headers=auth), name)  # type: ignore[arg-type]
+    for path in ("/v1/wecom/customers/" + "x" * 65, "/v1/wecom/customers/a%0Ab"):
+        _check_4xx(client.get(path, headers=auth), path)  # type: ignore[arg-type]
+    assert client.post("/v1/wecom/suggest", json=suggest, headers=auth).status_code == 200
+    _assert_clean_log(caplog.text)

@@ -28,15 +28,36 @@ CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
 EXAMPLES = 25  # per operation and generation mode
 
 
+def _wecom_api() -> Any:
+    """A local stand-in of WeCom's server API (gettoken, ticket/get) for the JS-SDK route."""
+    from fastapi import FastAPI
+
+    api = FastAPI()
+
+    @api.get("/cgi-bin/gettoken")
+    def gettoken(corpid: str, corpsecret: str) -> dict[str, Any]:
+        return {"errcode": 0, "errmsg": "ok", "access_token": "ACCESS", "expires_in": 7200}
+
+    @api.get("/cgi-bin/ticket/get")
+    def ticket(access_token: str, type: str) -> dict[str, Any]:
+        return {"errcode": 0, "errmsg": "ok", "ticket": "TICKET", "expires_in": 7200}
+
+    return api
+
+
 def _schema(tmp: Path, **overrides: Any) -> Iterator[Any]:
-    s = Settings(data_dir=tmp / "data", cache_dir=tmp / "cache", max_calls_per_day=10**6,
-                 max_calls_per_week=10**6, max_body_bytes=20_000,
-                 # the WeCom routes mounted in the app, configured as deployed
-                 wecom_token="tok", wecom_aes_key="a" * 43, wecom_corp_id="corp", **overrides)
-    runtime = make_runtime(s)
-    app = create_app(s, runtime=runtime, clock=lambda: NOW)
-    yield schemathesis.openapi.from_asgi("/openapi.json", app)
-    runtime.store.close()  # type: ignore[union-attr]
+    from tests.wecom.test_sidebar_jssdk_browser import serve
+
+    for wecom_api in serve(_wecom_api()):
+        s = Settings(data_dir=tmp / "data", cache_dir=tmp / "cache", max_calls_per_day=10**6,
+                     max_calls_per_week=10**6, max_body_bytes=20_000,
+                     # the WeCom routes mounted in the app, configured as deployed
+                     wecom_token="tok", wecom_aes_key="a" * 43, wecom_corp_id="corp", wecom_agent_id="1000002",
+                     wecom_secret="app-secret", wecom_api_base=wecom_api, **overrides)
+        runtime = make_runtime(s)
+        app = create_app(s, runtime=runtime, clock=lambda: NOW)
+        yield schemathesis.openapi.from_asgi("/openapi.json", app)
+        runtime.store.close()  # type: ignore[union-attr]
 
 
 @pytest.fixture(scope="module")

@@ -16,8 +16,9 @@ from typing import Any, ClassVar
 import pytest
 
 from core.settings import Settings
+from dialogue.history import generate_history
 from store.campaigns import Campaign, load_campaign, plan, task_id
-from store.demo import generate_customers, generate_history
+from store.demo import generate_customers
 from store.errors import StoreError
 from store.providers import WebhookProvider, dispatch
 from store.segment_sql import evaluate
@@ -95,7 +96,8 @@ def test_call_tasks_have_the_post_v1_calls_shape(demo: SqlStore) -> None:
     call = plan(demo, camp, NOW)[2]
     task = call.task(camp.name, call.targets[0])
     assert task == {"call_id": f"presale_deposit_push:ai_call:{call.targets[0].customer_id}",
-                    "customer_id": call.targets[0].customer_id, "track": "presale_deposit", "vars": {}}
+                    "customer_id": call.targets[0].customer_id, "track": "presale_deposit",
+                    "vars": camp.vars}  # without the track's facts: the campaign's variables
 
 
 class _Provider(BaseHTTPRequestHandler):
@@ -196,3 +198,52 @@ def test_cli_plan_writes_lists_and_call_tasks(demo: SqlStore, store_settings: Se
     assert len(tasks) == call_step["count"] > 0 and set(tasks[0]) == {"call_id", "customer_id", "track", "vars"}
     csv_text = (out_dir / "presale_deposit_push-sms_no_deposit.csv").read_text(encoding="utf-8")
     assert csv_text.startswith("task_id,customer_id,phone,") and "****" in csv_text
+
+
+def test_call_tasks_carry_the_customers_facts_and_the_campaigns_vars(demo: SqlStore, store_settings: Settings) -> None:
+    from dataclasses import replace
+
+    from huashu.cli.store import _task_vars
+
+    camp = _campaign(demo)
+    call = plan(demo, camp, NOW, _task_vars(store_settings, demo, NOW))[2]
+    assert call.targets
+    bought = 0
+    for tg in call.targets:
+        task = call.task(camp.name, tg)
+        customer = demo.get_customer(tg.customer_id)
+        assert customer is not None
+        assert task["vars"]["deadline"] == "2026-12-10" and task["vars"]["activity"] == "双十二"
+        if customer.purchase_count and customer.last_product:
+            bought += 1
+            assert task["vars"]["last_product"] == customer.last_product
+        else:
+            assert "last_product" not in task["vars"]  # never a default product "您之前买过"
+    assert 0 < bought < len(call.targets)
+    # The campaign forgot its deadline: nobody is called, every customer left out with the reason.
+    no_dates = plan(demo, replace(camp, vars={}), NOW, _task_vars(store_settings, demo, NOW))[2]
+    assert not no_dates.targets and no_dates.excluded["missing_fact:deadline"] == len(call.targets)
+    passed = plan(demo, replace(camp, vars={**camp.vars, "deadline": "2026-05-31"}), NOW,
+                  _task_vars(store_settings, demo, NOW))[2]
+    assert not passed.targets and passed.excluded["expired:deadline"] == len(call.targets)
+
+
+def test_balance_call_tasks_say_the_customers_own_order(demo: SqlStore, store_settings: Settings) -> None:
+    from dataclasses import replace
+
+    from huashu.cli.store import _task_vars
+
+    camp = load_campaign(SCRIPTS / "campaigns" / "balance_reminder.yml", SCRIPTS, demo)
+    step = next(s for s in camp.steps if s.spec.channel == "call")
+    camp = replace(camp, start_at=START, steps=tuple(replace(s, scheduled_at=None, spec=s.spec.model_copy(
+        update={"requires": None})) for s in camp.steps))
+    call = next(sp for sp in plan(demo, camp, NOW, _task_vars(store_settings, demo, NOW))
+                if sp.step.spec.id == step.spec.id)
+    assert call.targets
+    for tg in call.targets:
+        customer = demo.get_customer(tg.customer_id)
+        assert customer is not None and customer.deposit_amount is not None and customer.balance_amount is not None
+        v = call.task(camp.name, tg)["vars"]
+        assert (v["product"], v["deposit"], v["balance"]) == (
+            customer.deposit_product, f"{customer.deposit_amount:g}", f"{customer.balance_amount:g}")
+        assert v["final_price"] == f"{customer.deposit_amount + customer.balance_amount:g}"

@@ -74,9 +74,31 @@ def test_header_problems(tmp_path: Path) -> None:
     path.write_text("customer_id,name,colour\nc1,张三,red\n", encoding="utf-8")
     with pytest.raises(ImportValidationError) as info:
         parse_csv(path, TZ)
-    messages = dict(info.value.problems)
-    assert "phone" in messages[1] or any("phone" in m for _, m in info.value.problems)
-    assert any("unknown column(s): colour" in m for _, m in info.value.problems)
+    assert info.value.problems == [(1, "missing required column(s): phone")]
+
+
+def test_unknown_columns_are_ignored_with_one_warning(tmp_path: Path) -> None:
+    # SCRM exports carry extra columns (vip_level, 会员等级): the file still imports.
+    path = tmp_path / "scrm.csv"
+    path.write_text("customer_id,phone,vip_level,name,会员等级\n"
+                    "s1,13900000001,3,张三,金卡\ns2,13900000002,1,李四,银卡\n", encoding="utf-8")
+    warnings: list[str] = []
+    records = parse_csv(path, TZ, warn=warnings.append)
+    assert [r.customer_id for r in records] == ["s1", "s2"] and records[0].name == "张三"
+    assert warnings == [f"{path}:1: ignored unknown column(s): vip_level, 会员等级"]
+
+
+def test_bad_rows_name_file_line_column_and_the_masked_value(tmp_path: Path) -> None:
+    path = tmp_path / "bad.csv"
+    path.write_text("customer_id,phone,price_sensitivity\n"
+                    "b1,139000000001,high\nb2,13900000002,very\nb3,1390001,low\n", encoding="utf-8")
+    with pytest.raises(ImportValidationError) as info:
+        parse_csv(path, TZ)
+    lines = str(info.value).splitlines()[1:]
+    assert lines[0].startswith(f"{path}:2: phone: ") and "'139*****0001'" in lines[0]
+    assert "139000000001" not in str(info.value) and "1390001" not in str(info.value)
+    assert lines[1] == f"{path}:3: price_sensitivity: must be low, medium or high ('very')"
+    assert lines[2].startswith(f"{path}:4: phone: ") and "'139****'" in lines[2]
 
 
 def test_excel_gb18030_file_and_extension_columns(tmp_path: Path) -> None:
@@ -114,3 +136,25 @@ def test_demo_is_deterministic_and_realistic() -> None:
     assert all(len(c.phone) == 11 and mask_phone(c.phone)[3:7] == "****" for c in a)
     assert any(c.deposit_paid and not c.balance_paid for c in a) and any(c.purchase_count >= 2 for c in a)
     assert all(c.birthday is not None and c.cycle_days for c in a)
+
+
+def test_wecom_external_userid_and_gender_import_and_map_to_the_customer(
+        tmp_path: Path, store_settings: Settings, store: SqlStore) -> None:
+    path = tmp_path / "wecom.csv"
+    path.write_text("customer_id,phone,name,gender,external_userid\n"
+                    "w1,13900000011,王芳,女,wmAbC123\nw2,13900000012,李强,男,\n", encoding="utf-8")
+    code, _, err = run_cli(["customers", "import", str(path)], store_settings)
+    assert code == 0, err
+    assert store.customer_id_for_external("wmAbC123") == "w1"
+    assert store.customer_id_for_external("nobody") is None
+    w1, w2 = store.get_customer("w1"), store.get_customer("w2")
+    assert w1 is not None and w2 is not None
+    assert (w1.gender, w1.external_userid, w2.gender, w2.external_userid) == ("F", "wmAbC123", "M", None)
+    bad = tmp_path / "dup.csv"
+    bad.write_text("customer_id,phone,external_userid,gender\nx1,13900000021,wmX,女\nx2,13900000022,wmX,男\n"
+                   "x3,13900000023,,?\n",
+                   encoding="utf-8")
+    with pytest.raises(ImportValidationError) as info:
+        parse_csv(bad, TZ)
+    text = str(info.value)
+    assert "external_userid: repeats line 2" in text and "gender: must be 女/男" in text

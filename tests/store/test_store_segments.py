@@ -14,8 +14,9 @@ import typer
 from typer.testing import CliRunner
 
 from core.settings import Settings
+from dialogue.history import generate_history
 from store import schema as t
-from store.demo import generate_customers, generate_history
+from store.demo import generate_customers
 from store.errors import StoreError
 from store.segment_sql import evaluate
 from store.segments import Segment, load_segment, load_segments, parse_where
@@ -154,7 +155,8 @@ def test_export_deposit_unpaid_for_sms_is_deduplicated_masked_and_without_opt_ou
     code, out, err = run_cli(["segments", "export", "deposit_unpaid", "--channel", "sms", "--out", str(out_file),
                               "--at", NOW.isoformat()], store_settings)
     assert code == 0, err
-    rows = list(csv.DictReader(out_file.open(encoding="utf-8")))
+    assert out_file.read_bytes().startswith(b"\xef\xbb\xbf")  # UTF-8 BOM: Excel on Chinese Windows reads names right
+    rows = list(csv.DictReader(out_file.open(encoding="utf-8-sig")))
     assert rows and all(re.fullmatch(r"1\d\d\*{4}\d{4}", r["phone"]) for r in rows)
     ids = [r["customer_id"] for r in rows]
     with store.engine.connect() as conn:
@@ -168,8 +170,9 @@ def test_export_deposit_unpaid_for_sms_is_deduplicated_masked_and_without_opt_ou
     assert f"{len(rows)} target(s)" in out
 
     code, _, _ = run_cli(["segments", "export", "deposit_unpaid", "--channel", "sms", "--out",
-                          str(tmp_path / "p.csv"), "--at", NOW.isoformat(), "--provider-phones"], store_settings)
-    assert code == 0
+                          str(tmp_path / "p.csv"), "--at", NOW.isoformat(), "--provider-phones", "--no-bom"],
+                         store_settings)
+    assert code == 0 and (tmp_path / "p.csv").read_bytes().startswith(b"customer_id,")
     provider = {r["customer_id"]: r["phone"] for r in csv.DictReader((tmp_path / "p.csv").open(encoding="utf-8"))}
     demo_phones = {c.customer_id: c.phone for c in generate_customers(3000, 7, TODAY)}
     assert provider == {i: demo_phones[i] for i in ids}

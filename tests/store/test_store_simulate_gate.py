@@ -24,7 +24,9 @@ pytestmark = pytest.mark.slow
 def simulate(settings: Settings, customer_id: str, at: str, stdin: str = "喂\n") -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "HUASHU_DATA_DIR": str(settings.data_dir),
            "HUASHU_DATABASE_URL": settings.effective_database_url, "HUASHU_PHONE_KEY": PHONE_KEY}
-    args = ["simulate", "--track", "presale_deposit", "--customer-id", customer_id, "--at", at, "--json"]
+    # A real customer's presale call needs the campaign's dates (a track has no default for them).
+    dates = ["--var", "deadline=2026-06-10", "--var", "balance_start=2026-06-11", "--var", "balance_end=2026-06-13"]
+    args = ["simulate", "--track", "presale_deposit", "--customer-id", customer_id, "--at", at, "--json", *dates]
     return subprocess.run([sys.executable, "-m", "huashu", *args], input=stdin, capture_output=True, text=True,
                           cwd=ROOT, env=env, timeout=600)
 

@@ -173,7 +173,7 @@ def test_sidebar_page_and_assets_are_served(client: TestClient) -> None:
 def test_report_route(client: TestClient) -> None:
     assert client.get("/v1/reports/wecom_add_gift").status_code == 401
     r = client.get("/v1/reports/wecom_add_gift", headers=AUTH)
-    assert r.status_code == 200 and "Campaign report" in r.text and 'id="report-data"' in r.text
+    assert r.status_code == 200 and "活动报告" in r.text and 'id="report-data"' in r.text
     assert client.get("/v1/reports/no_such_track", headers=AUTH).status_code == 404
     assert client.get("/v1/reports/wecom_add_gift", params={"since": "yesterday"}, headers=AUTH).status_code == 422
 

@@ -236,3 +236,26 @@ def test_report_cli_on_demo_data_with_the_real_nlu(tmp_path: Path, nlu_model_dir
     data, cells = parse(out.read_text(encoding="utf-8"))
     assert "plot-funnel" in cells.images and data["n"] >= 60  # plus the demo generator's earlier calls
     assert data["speech_turns"] > 0 and data["nodes"][0]["reached"] >= 60
+
+
+def test_funnel_follows_the_main_path_with_drop_off_per_step() -> None:
+    from dataclasses import replace
+
+    from wecom.analytics import funnel, main_path
+
+    from .conftest import NOW, call_result
+
+    base = call_result("x", "c1", "high_intent", NOW)
+
+    def conv(i: int, path: tuple[str, ...], grade: str, ended_by: str) -> ConversationResult:
+        return replace(base, conversation_id=f"c{i}", node_path=path, grade=grade, ended_by=ended_by)
+    results = [conv(i, ("opening", "explain", "answer_price", "explain", "close_send_link"), "A", "bot")
+               for i in range(3)]
+    results += [conv(3, ("opening", "close_send_link"), "A", "bot"),
+                conv(4, ("opening", "explain"), "C", "customer"), conv(5, ("opening", "explain"), "C", "customer"),
+                conv(6, ("opening",), "E", "customer")]
+    steps = main_path(results, None)
+    assert steps == ("opening", "explain", "answer_price", "close_send_link")  # first visits, converted paths
+    got = [(s.node, s.reached, s.dropped, s.hung_up_before) for s in funnel(results, steps)]
+    assert got == [("opening", 7, 0, 0), ("explain", 5, 2, 1), ("answer_price", 3, 2, 2),
+                   ("close_send_link", 3, 0, 0)]

@@ -82,7 +82,7 @@ def test_sidebar_shows_profile_last_call_and_live_suggestions(base_url: str, rea
             page.locator("#message").fill("这个多少钱")
             cards = page.locator(".suggestion")
             expect(cards).to_have_count(3)
-            expect(page.locator("#intent")).to_contain_text("ask_price")
+            expect(page.locator("#intent")).to_contain_text("问价格")  # the intent in Chinese
             texts = cards.locator(".text").all_inner_texts()
             assert all("349" in t for t in texts)  # the product's price, filled in
             assert all("{" not in t for t in texts)

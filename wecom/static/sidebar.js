@@ -1,6 +1,10 @@
 // huashu WeCom sidebar: customer profile, last call and live suggested replies.
 // No framework, no CDN. The agent key comes from the URL fragment (#key=…, never sent to the
 // server as part of the URL) or is typed once and kept in localStorage.
+// Inside WeCom's chat toolbar the page follows the JS-SDK flow: the server signs wx.agentConfig,
+// wx.invoke("getCurExternalContact") names the contact of the open chat, the server maps it to
+// the customer, and 发送 puts the reply into the chat with wx.invoke("sendChatMessage").
+// Outside WeCom (no `wx`), ?customer_id=… names the customer (development, demos).
 "use strict";
 (function () {
   const LABELS = {
@@ -9,6 +13,13 @@
     call_back_later: "稍后回电", wrong_number: "打错了", complaint: "投诉", no_response: "无应答",
     hung_up_early: "早挂", transferred: "转人工", completed: "已完成", price_sensitive: "问过价格",
     asked_robot: "问是否机器人", asked_product: "问过产品", sms_resent: "重发短信", interrupted: "打断过",
+  };
+  const INTENTS = {
+    greet: "打招呼", affirm: "同意", deny: "婉拒", opt_out: "要求退订", busy: "在忙", ask_identity: "问我们是谁",
+    ask_robot: "问是否机器人", ask_price: "问价格", ask_detail: "问活动详情", ask_how_to_add: "问怎么加企微",
+    already_added: "已加好友", not_received: "没收到", already_paid: "已付款", will_pay: "会去付款",
+    payment_problem: "付款遇到问题", ask_deposit_rules: "问定金规则", ask_product: "问产品", ask_logistics: "问物流",
+    complaint: "投诉", wrong_person: "不是本人", repeat: "没听清", thanks_bye: "道谢再见", out_of_scope: "其他",
   };
   const STAGES = { new: "新客", just_joined: "新加好友", active: "活跃", promo: "大促中", silent: "沉默" };
   const TIERS = { low: "价格不敏感", medium: "价格敏感度中", high: "价格敏感" };
@@ -19,7 +30,7 @@
   };
   const $ = (id) => document.getElementById(id);
   const params = new URLSearchParams(location.search);
-  const customerId = params.get("customer_id") || "";
+  let customerId = params.get("customer_id") || "";
   const hash = new URLSearchParams(location.hash.replace(/^#/, ""));
   if (hash.get("key")) {
     localStorage.setItem("huashu_agent_key", hash.get("key"));
@@ -130,7 +141,7 @@
   }
 
   function renderSuggestions(result) {
-    $("intent").textContent = `意图：${result.intent}（${Math.round(result.confidence * 100)}%）`;
+    $("intent").textContent = `意图：${label(INTENTS, result.intent)}（${Math.round(result.confidence * 100)}%）`;
     const list = $("suggestions");
     list.replaceChildren();
     result.suggestions.forEach((s, i) => {
@@ -173,12 +184,18 @@
     return "e" + Date.now().toString(36) + Math.random().toString(36).slice(2, 10);
   }
 
+  function invoke(api, args) {
+    return new Promise((resolve) => window.wx.invoke(api, args, (res) => resolve(res || {})));
+  }
+  function inWecom() { return !!(window.wx && typeof window.wx.invoke === "function"); }
+
   async function use(s, send) {
     let sent = false;
-    if (send && window.wx && typeof window.wx.invoke === "function") {
-      // Inside WeCom with the JS-SDK injected by the host page: put the text into the chat.
-      window.wx.invoke("sendChatMessage", { msgtype: "text", text: { content: s.text } }, () => {});
-      sent = true;
+    if (send && inWecom() && sdkReady) {
+      // Into the open chat; the agent still presses WeCom's own send button.
+      const res = await invoke("sendChatMessage", { msgtype: "text", text: { content: s.text } });
+      sent = res.err_msg === "sendChatMessage:ok";
+      if (!sent) toast("发送失败：" + (res.err_msg || "未知错误") + "，已改为复制");
     }
     const copied = sent ? false : await copyText(s.text);
     try {
@@ -214,9 +231,62 @@
     }
   }
 
+  // -- WeCom JS-SDK: agentConfig → getCurExternalContact → the customer ---------------------
+  let sdkReady = false;
+  async function resolveContact() {
+    const cfg = await api("/v1/wecom/jssdk/agent-config?url=" + encodeURIComponent(location.href.split("#")[0]));
+    await new Promise((resolve, reject) => window.wx.agentConfig({
+      corpid: cfg.corpid, agentid: cfg.agentid, timestamp: cfg.timestamp, nonceStr: cfg.nonceStr,
+      signature: cfg.signature, jsApiList: cfg.jsApiList,
+      success: resolve, fail: (res) => reject(new Error("agentConfig：" + ((res && res.errMsg) || "失败"))),
+    }));
+    sdkReady = true;
+    const res = await invoke("getCurExternalContact", {});
+    if (res.err_msg !== "getCurExternalContact:ok" || !res.userId) {
+      throw new Error("请从客户聊天的工具栏打开本页（" + (res.err_msg || "没有当前联系人") + "）");
+    }
+    const contact = await api("/v1/wecom/contacts/" + encodeURIComponent(res.userId));
+    document.body.dataset.externalUserid = res.userId;
+    if (!contact.mapped) toast("该联系人还没有关联客户库（导入时填 external_userid 列）");
+    return contact.customer_id;
+  }
+
+  function loadScript(src) {
+    return new Promise((resolve, reject) => {
+      const s = document.createElement("script");
+      s.src = src;
+      s.onload = resolve;
+      s.onerror = () => reject(new Error("加载失败 " + src));
+      document.head.append(s);
+    });
+  }
+
+  async function start() {
+    if (!customerId && !inWecom() && /wxwork/i.test(navigator.userAgent)) {
+      // WeCom's in-app browser: its JS-SDK comes from WeCom itself (nothing else leaves the page).
+      try {
+        await loadScript("https://res.wx.qq.com/open/js/jweixin-1.2.0.js");
+        await loadScript("https://open.work.weixin.qq.com/wwopen/js/jwxwork-1.0.0.js");
+      } catch (e) {
+        showError(e.message);
+      }
+    }
+    if (!customerId && inWecom()) {
+      try {
+        customerId = await resolveContact();
+      } catch (e) {
+        showError(e.message);
+        $("name").textContent = "—";
+        return;
+      }
+    }
+    await loadContext();
+    setInterval(() => { if (!document.hidden) loadContext(); }, 5000);
+  }
+
   async function loadContext() {
     if (!customerId) {
-      showError("页面地址里缺少 customer_id");
+      showError("请从企业微信客户聊天的工具栏打开本页（或在地址里加 ?customer_id=）");
       $("name").textContent = "—";
       return;
     }
@@ -240,8 +310,7 @@
   $("savekey").addEventListener("click", () => {
     localStorage.setItem("huashu_agent_key", $("key").value.trim());
     $("keybox").hidden = true;
-    loadContext();
+    if (customerId) loadContext(); else start();
   });
-  loadContext();
-  setInterval(() => { if (!document.hidden) loadContext(); }, 5000);
+  start();
 })();

@@ -1,0 +1,65 @@
+"""`huashu --help`, every subcommand's --help and a refused `simulate` import no heavy library
+(start-up time itself is measured in bench/cli.py, not here)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT
+
+HEAVY = ("torch", "transformers", "faster_whisper", "ctranslate2", "vosk", "sqlalchemy", "alembic", "fastapi",
+         "uvicorn", "sklearn", "matplotlib", "rasa_sdk", "numpy")
+
+PROBE = """
+import json, sys
+from huashu import cli
+args, watched = json.loads(sys.argv[1]), json.loads(sys.argv[2])
+sys.argv = ["huashu", *args]
+try:
+    cli.main()
+except SystemExit as exit:
+    code = exit.code
+heavy = sorted(m for m in watched if m in sys.modules)
+print(json.dumps({"code": code, "heavy": heavy}))
+"""
+
+
+def probe(args: list[str], tmp_path: Path) -> dict[str, object]:
+    env = {**os.environ, "HUASHU_DATA_DIR": str(tmp_path), "HUASHU_CALLING_WINDOW": "09:00-21:00"}
+    run = subprocess.run([sys.executable, "-c", PROBE, json.dumps(args), json.dumps(HEAVY)], cwd=ROOT, env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert run.stdout.strip(), run.stderr
+    return json.loads(run.stdout.strip().splitlines()[-1])
+
+
+def commands() -> list[list[str]]:
+    import typer
+
+    from huashu.cli import _register_all, app
+
+    _register_all()
+    paths: list[list[str]] = []
+
+    def walk(command: object, path: list[str]) -> None:
+        paths.append(path)
+        for name, sub in getattr(command, "commands", {}).items():
+            walk(sub, [*path, name])
+    walk(typer.main.get_command(app), [])
+    return paths
+
+
+@pytest.mark.parametrize("path", commands(), ids=lambda p: " ".join(p) or "huashu")
+def test_help_imports_nothing_heavy(path: list[str], tmp_path: Path) -> None:
+    result = probe([*path, "--help"], tmp_path)
+    assert result == {"code": 0, "heavy": []}
+
+
+def test_refused_simulate_loads_no_model_and_no_store(tmp_path: Path) -> None:
+    result = probe(["simulate", "--track", "wecom_add_gift", "--at", "2026-12-03T23:00:00+08:00"], tmp_path)
+    assert result == {"code": 3, "heavy": []}
