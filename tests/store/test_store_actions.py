@@ -181,7 +181,7 @@ def test_a_call_opt_out_is_written_once_by_the_engine_at_the_turn_time(configure
     engine = DialogueEngine(load_bundle(SCRIPTS, runner.names), KeywordClassifier(), store=counting,  # type: ignore[arg-type]
                             actions=runner)
     turn_at = NOW + timedelta(minutes=3)
-    state, _ = engine.start("call-dnc", "c1", "presale_deposit", at=NOW)
+    state, _ = engine.start("call-dnc", "c1", "wecom_add_gift", at=NOW)
     state, reply = engine.step(state, CustomerEvent(EventKind.SPEECH, text="别再给我打电话了"), turn_at)
     assert reply.ended and state.outcome == "do_not_contact"
     assert counting.opt_outs == 1
