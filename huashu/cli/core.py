@@ -67,6 +67,7 @@ def validate(paths: Annotated[list[Path] | None, typer.Argument(help="scripts fo
             _validate_nlu(root)
             _validate_hints(bundle)
             _validate_replies(root, bundle)
+            _validate_audio(root, bundle)
         except ScriptError as exc:
             for problem in exc.problems:
                 print(problem)
@@ -127,6 +128,24 @@ def _validate_hints(bundle: Bundle) -> None:
                  for node, msg in hint_problems(track, examples)]
         if found:
             raise ScriptError(found)
+
+
+def _validate_audio(root: Path, bundle: Bundle) -> None:
+    """A persona that ships recordings (an audio/ folder) has one for every clip it can say."""
+    from core.yamlio import ScriptError
+    from dialogue.loader import Problem
+    from dialogue.recordings import missing_audio, plan
+
+    problems = []
+    for persona_id in bundle.personas:
+        folder = root / "personas" / persona_id
+        if not (folder / "audio").is_dir():
+            continue
+        for path in missing_audio(plan(bundle, persona_id), folder / "audio"):
+            problems.append(Problem(str(folder / "persona.yml"), 1, path.with_suffix("").as_posix(),
+                                    f"no recording audio/{path.as_posix()} (huashu persona script/import)"))
+    if problems:
+        raise ScriptError(problems)
 
 
 def _validate_replies(root: Path, bundle: Bundle) -> None:
