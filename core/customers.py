@@ -181,8 +181,6 @@ class CustomerRecord:
     total_spent: float = 0.0
     cycle_days: int | None = None
     birthday: date | None = None
-    last_product: str = ""
-    balance_amount: float | None = None
     is_member: bool = False
     member_since: date | None = None
     joined_at: date | None = None
@@ -192,6 +190,8 @@ class CustomerRecord:
     tags: tuple[str, ...] = ()
     external_userid: str | None = None  # WeCom external contact id (sidebar → customer)
     gender: str = ""  # F | M | "" (unknown): the sidebar's polite address 姓 + 女士/先生
+    last_product: str = ""
+    balance_amount: float | None = None
 
     def __repr__(self) -> str:  # never print the raw phone
         return f"CustomerRecord(customer_id={self.customer_id!r}, …)"

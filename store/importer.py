@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import logging
 import re
+import typing
 from collections.abc import Callable
-from datetime import date, datetime, tzinfo
+from datetime import tzinfo
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, ValidationError, create_model, field_validator
 
 from core.customers import CustomerRecord
 from core.vocab import PRICE_TIERS
@@ -23,14 +25,10 @@ from store.phones import PhoneError, mask_phone, normalize_phone
 log = logging.getLogger(__name__)
 
 REQUIRED = ("customer_id", "phone")
-OPTIONAL = ("name", "persona_group", "price_sensitivity", "channel", "deposit_paid", "deposit_product",
-            "deposit_amount", "balance_paid", "purchase_count", "last_purchase_at", "total_spent",
-            "cycle_days", "birthday")
-# Our additions (contract: extend freely): membership for OAIPL quadrants, cart/interest and
-# activity for their segments, the customer's own timezone for the calling window, import tags.
-EXTENSIONS = ("is_member", "member_since", "joined_at", "cart_at", "last_active_at", "timezone", "tags",
-              "external_userid", "gender", "last_product", "balance_amount")
-COLUMNS = REQUIRED + OPTIONAL + EXTENSIONS
+# Every field of core.customers.CustomerRecord is a column: the contract's, then our additions
+# (membership, cart/interest, activity, the customer's own timezone, import tags, WeCom id, gender,
+# the last product and the presale balance).
+COLUMNS = tuple(f.name for f in dataclasses.fields(CustomerRecord))
 
 _TRUE = {"1", "true", "yes", "y", "t", "是", "已付", "已支付"}
 _FALSE = {"", "0", "false", "no", "n", "f", "否", "未付", "未支付"}
@@ -39,53 +37,27 @@ _ID = re.compile(r"^[A-Za-z0-9_.:@\-]{1,64}$")
 _TAG = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 
 
-class CsvRow(BaseModel):
-    """One CSV row; empty cells are defaults. Errors name the column."""
+class _CsvRules(BaseModel):
+    """How a CSV cell becomes a CustomerRecord field; empty cells are defaults. Errors name the
+    column. The fields themselves are CustomerRecord's (CsvRow below)."""
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    customer_id: str
-    phone: str
-    name: str = ""
-    persona_group: str = ""
-    price_sensitivity: str = "medium"
-    channel: str = ""
-    deposit_paid: bool = False
-    deposit_product: str = ""
-    deposit_amount: float | None = None
-    balance_paid: bool = False
-    purchase_count: int = 0
-    last_purchase_at: date | None = None
-    total_spent: float = 0.0
-    cycle_days: int | None = None
-    birthday: date | None = None
-    is_member: bool = False
-    member_since: date | None = None
-    joined_at: date | None = None
-    cart_at: datetime | None = None
-    last_active_at: datetime | None = None
-    timezone: str | None = None
-    tags: tuple[str, ...] = ()
-    external_userid: str | None = None  # WeCom external contact id (wm…/wo…)
-    gender: str = ""
-    last_product: str = ""
-    balance_amount: float | None = None
-
-    @field_validator("customer_id")
+    @field_validator("customer_id", check_fields=False)
     @classmethod
     def _id(cls, v: str) -> str:
         if not _ID.match(v):
             raise ValueError("must be 1-64 letters, digits or _.:@-")
         return v
 
-    @field_validator("external_userid")
+    @field_validator("external_userid", check_fields=False)
     @classmethod
     def _external(cls, v: str | None) -> str | None:
         if v is not None and not _ID.match(v):
             raise ValueError("must be 1-64 letters, digits or _.:@- (WeCom's external_userid)")
         return v
 
-    @field_validator("gender")
+    @field_validator("gender", check_fields=False)
     @classmethod
     def _gender(cls, v: str) -> str:
         key = v.strip().lower()
@@ -93,7 +65,7 @@ class CsvRow(BaseModel):
             return _GENDER[key]
         raise ValueError("must be 女/男 (or F/M, female/male)")
 
-    @field_validator("phone")
+    @field_validator("phone", check_fields=False)
     @classmethod
     def _phone(cls, v: str) -> str:
         try:
@@ -101,14 +73,14 @@ class CsvRow(BaseModel):
         except PhoneError as err:
             raise ValueError(str(err)) from None
 
-    @field_validator("price_sensitivity")
+    @field_validator("price_sensitivity", check_fields=False)
     @classmethod
     def _tier(cls, v: str) -> str:
         if v not in PRICE_TIERS:
             raise ValueError("must be low, medium or high")
         return v
 
-    @field_validator("deposit_paid", "balance_paid", "is_member", mode="before")
+    @field_validator("deposit_paid", "balance_paid", "is_member", mode="before", check_fields=False)
     @classmethod
     def _bool(cls, v: Any) -> bool:
         text = "" if v is None else str(v).strip().lower()
@@ -118,33 +90,33 @@ class CsvRow(BaseModel):
             return False
         raise ValueError("must be true/false (or 1/0, yes/no, 是/否)")
 
-    @field_validator("deposit_amount", "total_spent", "purchase_count", "balance_amount")
+    @field_validator("deposit_amount", "total_spent", "purchase_count", "balance_amount", check_fields=False)
     @classmethod
     def _non_negative(cls, v: float | int | None) -> float | int | None:
         if v is not None and v < 0:
             raise ValueError("must not be negative")
         return v
 
-    @field_validator("cycle_days")
+    @field_validator("cycle_days", check_fields=False)
     @classmethod
     def _positive(cls, v: int | None) -> int | None:
         if v is not None and v <= 0:
             raise ValueError("must be a positive number of days")
         return v
 
-    @field_validator("last_purchase_at", "birthday", "member_since", "joined_at", mode="before")
+    @field_validator("last_purchase_at", "birthday", "member_since", "joined_at", mode="before", check_fields=False)
     @classmethod
     def _date(cls, v: Any) -> Any:
         return v.replace("/", "-") if isinstance(v, str) else v
 
-    @field_validator("timezone")
+    @field_validator("timezone", check_fields=False)
     @classmethod
     def _tz(cls, v: str | None) -> str | None:
         if v is not None:
             zone(v, "timezone")
         return v
 
-    @field_validator("tags", mode="before")
+    @field_validator("tags", mode="before", check_fields=False)
     @classmethod
     def _tags(cls, v: Any) -> Any:
         if isinstance(v, str):
@@ -156,7 +128,16 @@ class CsvRow(BaseModel):
         return v
 
 
-def _fields(row: CsvRow, tz: tzinfo) -> CustomerRecord:
+def _record_fields() -> dict[str, Any]:
+    hints = typing.get_type_hints(CustomerRecord)
+    return {f.name: (hints[f.name], ... if f.default is dataclasses.MISSING else f.default)
+            for f in dataclasses.fields(CustomerRecord)}
+
+
+CsvRow = create_model("CsvRow", __base__=_CsvRules, **_record_fields())
+
+
+def _fields(row: BaseModel, tz: tzinfo) -> CustomerRecord:
     data = row.model_dump()
     for key in ("cart_at", "last_active_at"):
         if data[key] is not None:
@@ -205,18 +186,19 @@ def parse_csv(path: Path, tz: tzinfo, warn: Callable[[str], None] | None = None)
         except ValidationError as err:
             problems.append((line_start, "; ".join(_problem(e) for e in err.errors())))
             continue
-        if row.customer_id in first_line:
-            problems.append((line_start, f"customer_id {row.customer_id!r} repeats line "
-                                         f"{first_line[row.customer_id]}"))
+        record = _fields(row, tz)
+        if record.customer_id in first_line:
+            problems.append((line_start, f"customer_id {record.customer_id!r} repeats line "
+                                         f"{first_line[record.customer_id]}"))
             continue
-        first_line[row.customer_id] = line_start
-        if row.external_userid:
-            if row.external_userid in first_external:
-                problems.append((line_start, f"external_userid: repeats line {first_external[row.external_userid]} "
-                                             f"({row.external_userid!r})"))
+        first_line[record.customer_id] = line_start
+        if record.external_userid:
+            if record.external_userid in first_external:
+                problems.append((line_start, f"external_userid: repeats line {first_external[record.external_userid]} "
+                                             f"({record.external_userid!r})"))
                 continue
-            first_external[row.external_userid] = line_start
-        records.append(_fields(row, tz))
+            first_external[record.external_userid] = line_start
+        records.append(record)
     if problems:
         raise ImportValidationError(str(path), problems)
     if not records:
