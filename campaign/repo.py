@@ -217,6 +217,64 @@ class Touches:
             return None if row is None else Touch(*row)
         return self._tx(run, write=True)
 
+    def claim_many(self, touch_ids: Sequence[int], now: datetime, lease: timedelta) -> list[Touch]:
+        """`claim` for a batch in one statement (one token): the touches whose row this changed."""
+        token = uuid.uuid4().hex
+        live = sa.select(RUN.name).where(RUN.status == "running")
+
+        def run(conn: Connection) -> list[Touch]:
+            rows = conn.execute(ct.touches.update().where(
+                TOUCH.id.in_(list(touch_ids)), TOUCH.due_at <= now, TOUCH.campaign.in_(live),
+                sa.or_(TOUCH.state == "pending",
+                       sa.and_(TOUCH.state.in_(("claimed", "sending")), TOUCH.claimed_until < now)))
+                .values(state=sa.case((TOUCH.state == "sending", "sending"), else_="claimed"),
+                        claim=token, claimed_until=now + lease)
+                .returning(*TOUCH_COLUMNS)).all()
+            return [Touch(*r) for r in rows]
+        return self._tx(run, write=True)
+
+    def begin_send_many(self, touches: Sequence[Touch], now: datetime) -> list[Touch]:
+        """`begin_send` for claimed touches of one claim, with their attempt rows, in one commit."""
+        if not touches:
+            return []
+        token = touches[0].claim
+
+        def run(conn: Connection) -> list[Touch]:
+            rows = conn.execute(ct.touches.update().where(
+                TOUCH.id.in_([x.id for x in touches]), TOUCH.claim == token, TOUCH.state == "claimed")
+                .values(state="sending", attempts=TOUCH.attempts + 1, at=now).returning(*TOUCH_COLUMNS)).all()
+            fresh = [Touch(*r) for r in rows]
+            if fresh:
+                conn.execute(ct.touch_attempts.insert(), [
+                    {"touch_id": x.id, "attempt": x.attempts, "customer_id": x.customer_id, "channel": x.channel,
+                     "at": now} for x in fresh])
+            return fresh
+        return self._tx(run, write=True)
+
+    def sent_many(self, touches: Sequence[Touch], now: datetime) -> int:
+        """Messages the provider accepted: done/sent, attempt results and contact attempts, one commit."""
+        if not touches:
+            return 0
+        a = ct.touch_attempts.c
+
+        def run(conn: Connection) -> int:
+            ids = [x.id for x in touches]
+            done = conn.execute(ct.touches.update().where(
+                TOUCH.id.in_(ids), TOUCH.claim == touches[0].claim, TOUCH.state == "sending")
+                .values(state=DONE, status="sent", reason="", claim=None, claimed_until=None, at=now)
+                .returning(TOUCH.id)).scalars().all()
+            mine = set(done)
+            for x in touches:
+                if x.id in mine:
+                    conn.execute(ct.touch_attempts.update().where(a.touch_id == x.id, a.attempt == x.attempts)
+                                 .values(result="sent"))
+            rows = [{"customer_id": x.customer_id, "conversation_id": x.task_id, "channel": x.channel, "at": now}
+                    for x in touches if x.id in mine]
+            if rows:
+                write_attempts(conn, rows)
+            return len(mine)
+        return self._tx(run, write=True)
+
     def get(self, touch_id: int) -> Touch | None:
         return self._tx(lambda conn: self._load(conn, touch_id))
 

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 import sqlalchemy as sa
 
 from campaign.channels import CallPlacer, CallRequest, PlaceError
-from campaign.eligibility import still_in, target_if_in
+from campaign.eligibility import still_in, target_if_in, targets_in
 from campaign.repo import Touch, Touches
 from campaign.spec import RunCampaign, RunStep
 from core.vocab import UNREACHABLE_REASON_SET
@@ -161,6 +161,90 @@ class Runner:
         touch = self.touches.claim(touch_id, now, self.lease)
         if touch is None:
             return "not_claimed"
+        return self._run_claimed(touch, now)
+
+    def execute_batch(self, touch_ids: list[int]) -> tuple[list[str], list[int]]:
+        """Claim a batch at once; messages of one step go to their provider in one request with one
+        commit per phase (calls and resumed touches take the one-by-one path). Returns what
+        happened and the ids a pacing limit sent back (to enqueue again later)."""
+        now: datetime = self.clock()
+        claimed = self.touches.claim_many(touch_ids, now, self.lease)
+        out = ["not_claimed"] * (len(set(touch_ids)) - len(claimed))
+        paced: list[int] = []
+        groups: dict[tuple[str, str], list[Touch]] = {}
+        for touch in claimed:
+            if touch.channel == "call" or touch.state == "sending" or touch.step.endswith(FALLBACK_SUFFIX):
+                try:
+                    out.append(self._run_claimed(touch, now))
+                except Paced:
+                    paced.append(touch.id)
+            else:
+                groups.setdefault((touch.campaign, touch.step), []).append(touch)
+        for (name, step_id), group in groups.items():
+            try:
+                out += self._send_group(name, step_id, group, now, paced)
+            except StoreError:
+                raise  # the leases run out and other workers take the touches over
+            except Exception as exc:  # a provider outage: try again later, never lose a touch
+                log.exception("batch of %s/%s failed", name, step_id)
+                for touch in group:
+                    self.touches.finish(touch, state="pending", status=None, reason=f"error:{type(exc).__name__}",
+                                        due_at=now + timedelta(minutes=10))
+        return out, paced
+
+    def _send_group(self, name: str, step_id: str, group: list[Touch], now: datetime, paced: list[int]) -> list[str]:
+        camp, _, _ = self.touches.campaign(name, fresh=False)
+        step = camp.step(step_id)
+        targets = targets_in(self.store, camp.crowd, step.when, [x.customer_id for x in group], now)
+        out: list[str] = []
+        ready: list[Touch] = []
+        for touch in group:
+            if touch.customer_id not in targets:
+                out.append(self._skip(touch, now, "no_longer_matches"))
+                continue
+            verdict = self._gate(touch, now)
+            if verdict is not None:
+                out.append(verdict)
+                continue
+            if self.pacer is not None:
+                try:
+                    self.pacer(touch, camp)
+                except Paced:
+                    self.touches.finish(touch, state="pending", status=None, reason="paced")
+                    paced.append(touch.id)
+                    continue
+            ready.append(touch)
+        sending = self.touches.begin_send_many(ready, now)
+        if not sending:
+            return out
+        provider = self.sms if step.spec.channel == "sms" else self.wecom
+        if provider is None:
+            raise StoreError(f"no {step.spec.channel} provider configured (campaign {camp.name})")
+        phones = provider_phones(self.store, [x.customer_id for x in sending]) if provider.include_phone else {}
+        messages = [OutboundMessage(x.key, x.customer_id, x.channel, step.spec.template,
+                                    render(step.spec.text, targets[x.customer_id]), phones.get(x.customer_id, ""),
+                                    targets[x.customer_id].phone_masked) for x in sending]
+        accepted = provider.send(messages)
+        self.touches.sent_many([x for x in sending if x.key in accepted], now)
+        for touch in sending:
+            if touch.key not in accepted:
+                self.touches.finish(touch, status="failed", reason="provider_rejected", at=now, result="failed")
+        return out + ["sent" if x.key in accepted else "failed" for x in sending]
+
+    def _gate(self, touch: Touch, now: datetime) -> str | None:
+        """The store's gate for one touch: None to go on, else what was done (postponed, skipped)."""
+        reason = self.store.check_contact(touch.customer_id, now, touch.channel, conversation_id=touch.task_id)
+        if reason in (OUTSIDE_CALLING_WINDOW, POWERED_OFF):  # powered off today: try again tomorrow
+            later = self.next_window(touch.customer_id, now if reason == OUTSIDE_CALLING_WINDOW
+                                     else self.next_local_day(touch.customer_id, now))
+            self.touches.finish(touch, state="pending", status=None, reason=reason, due_at=later)
+            return "postponed"
+        if reason is not None:
+            return self._skip(touch, now, reason)
+        return None
+
+    def _run_claimed(self, touch: Touch, now: datetime) -> str:
+        touch_id = touch.id
         try:
             camp, _, _ = self.touches.campaign(touch.campaign, fresh=False)
             return self._execute(camp, touch, now)
@@ -186,14 +270,9 @@ class Runner:
         target = target_if_in(self.store, camp.crowd, step.when, touch.customer_id, now)
         if target is None:
             return self._skip(touch, now, "no_longer_matches")
-        reason = self.store.check_contact(touch.customer_id, now, touch.channel, conversation_id=touch.task_id)
-        if reason in (OUTSIDE_CALLING_WINDOW, POWERED_OFF):  # powered off today: try again tomorrow
-            later = self.next_window(touch.customer_id, now if reason == OUTSIDE_CALLING_WINDOW
-                                     else self.next_local_day(touch.customer_id, now))
-            self.touches.finish(touch, state="pending", status=None, reason=reason, due_at=later)
-            return "postponed"
-        if reason is not None:
-            return self._skip(touch, now, reason)
+        verdict = self._gate(touch, now)
+        if verdict is not None:
+            return verdict
         if touch.channel == "call":
             free_at = self.carrier_free_at(touch.customer_id, now)
             if free_at is not None:
