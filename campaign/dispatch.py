@@ -34,7 +34,8 @@ from store.errors import StoreError
 
 log = logging.getLogger("huashu.campaign")
 QUEUE = "huashu_campaign"
-ACTOR = "huashu_execute_touch"
+ACTOR = "huashu_execute_touches"
+BATCH = 50  # touch ids per message: one claim, one provider request, one commit per phase
 
 
 def make_broker(url: str, namespace: str = "huashu") -> dramatiq.Broker:
@@ -104,20 +105,23 @@ def calls_in_flight(runner: Runner) -> Callable[[str], int]:
 
 
 def declare(broker: dramatiq.Broker, runner: Callable[[], Runner]) -> dramatiq.Actor[Any, Any]:
-    """The touch actor on `broker` (one per broker; the runner is looked up per message)."""
-    def execute_touch(touch_id: int) -> None:
-        r = runner()
-        try:
-            what = r.execute(int(touch_id))
-        except Paced as exc:
-            actor.send_with_options(args=(touch_id,), delay=int(exc.delay_s * 1000))
-            what = "paced"
-        log.debug("touch %s: %s", touch_id, what)
+    """The touch actor on `broker`: a message is a batch of touch ids (the runner is looked up per
+    message). Ids a pacing limit sent back are enqueued again after a delay."""
+    def execute_touches(touch_ids: list[int]) -> None:
+        results, paced = runner().execute_batch([int(i) for i in touch_ids])
+        if paced:
+            actor.send_with_options(args=(paced,), delay=1000)
+        log.debug("touches %s: %s", touch_ids, results)
 
     actor: dramatiq.Actor[Any, Any] = dramatiq.actor(
         broker=broker, actor_name=ACTOR, queue_name=QUEUE, max_retries=3, min_backoff=1000,
-        time_limit=120_000)(execute_touch)
+        time_limit=300_000)(execute_touches)
     return actor
+
+
+def send_batches(actor: dramatiq.Actor[Any, Any], touch_ids: list[int], size: int = BATCH) -> None:
+    for i in range(0, len(touch_ids), size):
+        actor.send(touch_ids[i:i + size])
 
 
 class Scheduler:
@@ -139,8 +143,8 @@ class Scheduler:
         ids = self.runner.tick()
         mono = time.monotonic()
         fresh = [i for i in ids if mono - self._sent.get(i, -1e9) >= self.resend_after_s]
+        send_batches(self.actor, fresh)
         for touch_id in fresh:
-            self.actor.send(touch_id)
             self._sent[touch_id] = mono
         if len(self._sent) > 200_000:
             self._sent = {k: v for k, v in self._sent.items() if mono - v < self.resend_after_s}

@@ -8,6 +8,7 @@ UPDATE's WHERE (only one sees a row change).
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
@@ -23,6 +24,7 @@ from campaign.db import migrate
 from campaign.spec import PAID_EVENTS, RunCampaign, from_json
 from store.db import insert, open_lock, translate_errors
 from store.errors import StoreError
+from store.writer import write_attempts
 
 if TYPE_CHECKING:
     from store.sql import SqlStore
@@ -33,6 +35,9 @@ RUN = ct.campaign_runs.c
 RUN_STATUSES = ("running", "paused", "stopped")
 DONE = "done"
 CHUNK = 2000
+TOUCH_COLUMNS = (TOUCH.id, TOUCH.campaign, TOUCH.step, TOUCH.customer_id, TOUCH.channel, TOUCH.branch, TOUCH.state,
+                 TOUCH.status, TOUCH.reason, TOUCH.attempts, TOUCH.due_at, TOUCH.claim, TOUCH.at)
+SPEC_TTL_S = 5.0  # a run's spec is re-read at most this often per process (status is checked on every claim)
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +74,7 @@ class Touches:
     def __init__(self, store: SqlStore) -> None:
         self.store = store
         self._specs: dict[tuple[str, Any], RunCampaign] = {}
+        self._recent: dict[str, tuple[float, tuple[RunCampaign, str, datetime]]] = {}
 
     @classmethod
     def open(cls, store: SqlStore) -> Touches:
@@ -117,8 +123,12 @@ class Touches:
             q = q.where(RUN.status == status)
         return self._tx(lambda conn: [dict(r._mapping) for r in conn.execute(q)])
 
-    def campaign(self, name: str) -> tuple[RunCampaign, str, datetime]:
-        """The run's campaign (cached per spec version), its status and start."""
+    def campaign(self, name: str, fresh: bool = True) -> tuple[RunCampaign, str, datetime]:
+        """The run's campaign, its status and start; `fresh=False` may answer from a cache a few
+        seconds old (the worker's path: a claim already checked that the run is running)."""
+        cached = self._recent.get(name)
+        if not fresh and cached is not None and time.monotonic() - cached[0] < SPEC_TTL_S:
+            return cached[1]
         row = self._tx(lambda conn: conn.execute(
             sa.select(RUN.spec, RUN.status, RUN.started_at).where(RUN.name == name)).first())
         if row is None:
@@ -126,7 +136,9 @@ class Touches:
         key = (name, row.started_at)
         if key not in self._specs:
             self._specs[key] = from_json(row.spec)
-        return self._specs[key], row.status, row.started_at
+        out = (self._specs[key], str(row.status), row.started_at)
+        self._recent[name] = (time.monotonic(), out)
+        return out
 
     # ---- planning --------------------------------------------------------------------------------
     def claim_step(self, campaign: str, step: str, now: datetime, skipped: dict[str, int],
@@ -195,15 +207,72 @@ class Touches:
         live = sa.select(RUN.name).where(RUN.status == "running")
 
         def run(conn: Connection) -> Touch | None:
-            n = conn.execute(ct.touches.update().where(
+            row = conn.execute(ct.touches.update().where(
                 TOUCH.id == touch_id, TOUCH.due_at <= now, TOUCH.campaign.in_(live),
                 sa.or_(TOUCH.state == "pending",
                        sa.and_(TOUCH.state.in_(("claimed", "sending")), TOUCH.claimed_until < now)))
                 .values(state=sa.case((TOUCH.state == "sending", "sending"), else_="claimed"),
-                        claim=token, claimed_until=now + lease)).rowcount
-            if n != 1:
-                return None
-            return self._load(conn, touch_id)
+                        claim=token, claimed_until=now + lease)
+                .returning(*TOUCH_COLUMNS)).first()
+            return None if row is None else Touch(*row)
+        return self._tx(run, write=True)
+
+    def claim_many(self, touch_ids: Sequence[int], now: datetime, lease: timedelta) -> list[Touch]:
+        """`claim` for a batch in one statement (one token): the touches whose row this changed."""
+        token = uuid.uuid4().hex
+        live = sa.select(RUN.name).where(RUN.status == "running")
+
+        def run(conn: Connection) -> list[Touch]:
+            rows = conn.execute(ct.touches.update().where(
+                TOUCH.id.in_(list(touch_ids)), TOUCH.due_at <= now, TOUCH.campaign.in_(live),
+                sa.or_(TOUCH.state == "pending",
+                       sa.and_(TOUCH.state.in_(("claimed", "sending")), TOUCH.claimed_until < now)))
+                .values(state=sa.case((TOUCH.state == "sending", "sending"), else_="claimed"),
+                        claim=token, claimed_until=now + lease)
+                .returning(*TOUCH_COLUMNS)).all()
+            return [Touch(*r) for r in rows]
+        return self._tx(run, write=True)
+
+    def begin_send_many(self, touches: Sequence[Touch], now: datetime) -> list[Touch]:
+        """`begin_send` for claimed touches of one claim, with their attempt rows, in one commit."""
+        if not touches:
+            return []
+        token = touches[0].claim
+
+        def run(conn: Connection) -> list[Touch]:
+            rows = conn.execute(ct.touches.update().where(
+                TOUCH.id.in_([x.id for x in touches]), TOUCH.claim == token, TOUCH.state == "claimed")
+                .values(state="sending", attempts=TOUCH.attempts + 1, at=now).returning(*TOUCH_COLUMNS)).all()
+            fresh = [Touch(*r) for r in rows]
+            if fresh:
+                conn.execute(ct.touch_attempts.insert(), [
+                    {"touch_id": x.id, "attempt": x.attempts, "customer_id": x.customer_id, "channel": x.channel,
+                     "at": now} for x in fresh])
+            return fresh
+        return self._tx(run, write=True)
+
+    def sent_many(self, touches: Sequence[Touch], now: datetime) -> int:
+        """Messages the provider accepted: done/sent, attempt results and contact attempts, one commit."""
+        if not touches:
+            return 0
+        a = ct.touch_attempts.c
+
+        def run(conn: Connection) -> int:
+            ids = [x.id for x in touches]
+            done = conn.execute(ct.touches.update().where(
+                TOUCH.id.in_(ids), TOUCH.claim == touches[0].claim, TOUCH.state == "sending")
+                .values(state=DONE, status="sent", reason="", claim=None, claimed_until=None, at=now)
+                .returning(TOUCH.id)).scalars().all()
+            mine = set(done)
+            for x in touches:
+                if x.id in mine:
+                    conn.execute(ct.touch_attempts.update().where(a.touch_id == x.id, a.attempt == x.attempts)
+                                 .values(result="sent"))
+            rows = [{"customer_id": x.customer_id, "conversation_id": x.task_id, "channel": x.channel, "at": now}
+                    for x in touches if x.id in mine]
+            if rows:
+                write_attempts(conn, rows)
+            return len(mine)
         return self._tx(run, write=True)
 
     def get(self, touch_id: int) -> Touch | None:
@@ -211,9 +280,7 @@ class Touches:
 
     @staticmethod
     def _load(conn: Connection, touch_id: int) -> Touch | None:
-        r = conn.execute(sa.select(TOUCH.id, TOUCH.campaign, TOUCH.step, TOUCH.customer_id, TOUCH.channel,
-                                   TOUCH.branch, TOUCH.state, TOUCH.status, TOUCH.reason, TOUCH.attempts,
-                                   TOUCH.due_at, TOUCH.claim, TOUCH.at).where(TOUCH.id == touch_id)).first()
+        r = conn.execute(sa.select(*TOUCH_COLUMNS).where(TOUCH.id == touch_id)).first()
         return None if r is None else Touch(*r)  # type: ignore[call-arg]
 
     def begin_send(self, touch: Touch, now: datetime) -> Touch | None:
@@ -237,7 +304,8 @@ class Touches:
 
     def finish(self, touch: Touch, *, state: str = DONE, status: str | None, reason: str = "",
                at: datetime | None = None, due_at: datetime | None = None, answered: bool | None = None,
-               result: str | None = None, any_claim: bool = False) -> bool:
+               result: str | None = None, any_claim: bool = False,
+               contact: dict[str, Any] | None = None) -> bool:
         """Move a touch on (done, waiting for a call result, or pending again for a retry or the
         next calling window). Only the claim holder may, unless `any_claim` (a result event)."""
         values: dict[str, Any] = {"state": state, "status": status, "reason": reason[:80]}
@@ -257,6 +325,8 @@ class Touches:
             else:
                 cond.append(TOUCH.claim == touch.claim)
             n = conn.execute(ct.touches.update().where(*cond).values(**values)).rowcount
+            if n == 1 and contact is not None:  # counts towards the frequency caps, in the same commit
+                write_attempts(conn, [contact])
             if n == 1 and result is not None:
                 a = ct.touch_attempts.c
                 conn.execute(ct.touch_attempts.update().where(a.touch_id == touch.id, a.attempt == touch.attempts)

@@ -195,7 +195,7 @@ def render_report(doc: dict[str, Any]) -> str:
     return f"""<!doctype html><html lang="zh"><head><meta charset="utf-8"><meta http-equiv="refresh" content="10">
 <title>{e(doc['campaign'])} · 话术 campaign</title><style>
 body{{font:14px system-ui,sans-serif;margin:2em;color:#222}} table{{border-collapse:collapse}}
-td,th{{border:1px solid #ccc;padding:4px 10px;text-align:right}} th:first-child{{text-align:left}}
+td,th{{border:1px solid #ccc;padding:4px 10px;text-align:right;white-space:nowrap}} th:first-child{{text-align:left}}
 thead th{{background:#f3f3f3}} .branch{{color:#666}} .status{{font-weight:bold}}</style></head><body>
 <h1>{e(doc['title'] or doc['campaign'])} <small>{e(doc['campaign'])}</small></h1>
 <p>status <span class=status id=status>{e(doc['status'])}</span> · started {e(doc['started_at'])}

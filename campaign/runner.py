@@ -18,13 +18,14 @@ from typing import TYPE_CHECKING
 import sqlalchemy as sa
 
 from campaign.channels import CallPlacer, CallRequest, PlaceError
-from campaign.eligibility import still_in
+from campaign.eligibility import still_in, target_if_in, targets_in
 from campaign.repo import Touch, Touches
 from campaign.spec import RunCampaign, RunStep
+from core.vocab import UNREACHABLE_REASON_SET
 from store import schema as t
 from store.campaigns import render
 from store.errors import StoreError
-from store.gate import DO_NOT_CONTACT, OUTSIDE_CALLING_WINDOW, zone
+from store.gate import DO_NOT_CONTACT, OUTSIDE_CALLING_WINDOW, POWERED_OFF, zone
 from store.phones import mask_id
 from store.providers import MessageProvider, OutboundMessage
 from store.segment_sql import Target, evaluate, provider_phones
@@ -160,8 +161,92 @@ class Runner:
         touch = self.touches.claim(touch_id, now, self.lease)
         if touch is None:
             return "not_claimed"
+        return self._run_claimed(touch, now)
+
+    def execute_batch(self, touch_ids: list[int]) -> tuple[list[str], list[int]]:
+        """Claim a batch at once; messages of one step go to their provider in one request with one
+        commit per phase (calls and resumed touches take the one-by-one path). Returns what
+        happened and the ids a pacing limit sent back (to enqueue again later)."""
+        now: datetime = self.clock()
+        claimed = self.touches.claim_many(touch_ids, now, self.lease)
+        out = ["not_claimed"] * (len(set(touch_ids)) - len(claimed))
+        paced: list[int] = []
+        groups: dict[tuple[str, str], list[Touch]] = {}
+        for touch in claimed:
+            if touch.channel == "call" or touch.state == "sending" or touch.step.endswith(FALLBACK_SUFFIX):
+                try:
+                    out.append(self._run_claimed(touch, now))
+                except Paced:
+                    paced.append(touch.id)
+            else:
+                groups.setdefault((touch.campaign, touch.step), []).append(touch)
+        for (name, step_id), group in groups.items():
+            try:
+                out += self._send_group(name, step_id, group, now, paced)
+            except StoreError:
+                raise  # the leases run out and other workers take the touches over
+            except Exception as exc:  # a provider outage: try again later, never lose a touch
+                log.exception("batch of %s/%s failed", name, step_id)
+                for touch in group:
+                    self.touches.finish(touch, state="pending", status=None, reason=f"error:{type(exc).__name__}",
+                                        due_at=now + timedelta(minutes=10))
+        return out, paced
+
+    def _send_group(self, name: str, step_id: str, group: list[Touch], now: datetime, paced: list[int]) -> list[str]:
+        camp, _, _ = self.touches.campaign(name, fresh=False)
+        step = camp.step(step_id)
+        targets = targets_in(self.store, camp.crowd, step.when, [x.customer_id for x in group], now)
+        out: list[str] = []
+        ready: list[Touch] = []
+        for touch in group:
+            if touch.customer_id not in targets:
+                out.append(self._skip(touch, now, "no_longer_matches"))
+                continue
+            verdict = self._gate(touch, now)
+            if verdict is not None:
+                out.append(verdict)
+                continue
+            if self.pacer is not None:
+                try:
+                    self.pacer(touch, camp)
+                except Paced:
+                    self.touches.finish(touch, state="pending", status=None, reason="paced")
+                    paced.append(touch.id)
+                    continue
+            ready.append(touch)
+        sending = self.touches.begin_send_many(ready, now)
+        if not sending:
+            return out
+        provider = self.sms if step.spec.channel == "sms" else self.wecom
+        if provider is None:
+            raise StoreError(f"no {step.spec.channel} provider configured (campaign {camp.name})")
+        phones = provider_phones(self.store, [x.customer_id for x in sending]) if provider.include_phone else {}
+        messages = [OutboundMessage(x.key, x.customer_id, x.channel, step.spec.template,
+                                    render(step.spec.text, targets[x.customer_id]), phones.get(x.customer_id, ""),
+                                    targets[x.customer_id].phone_masked) for x in sending]
+        accepted = provider.send(messages)
+        self.touches.sent_many([x for x in sending if x.key in accepted], now)
+        for touch in sending:
+            if touch.key not in accepted:
+                self.touches.finish(touch, status="failed", reason="provider_rejected", at=now, result="failed")
+        return out + ["sent" if x.key in accepted else "failed" for x in sending]
+
+    def _gate(self, touch: Touch, now: datetime) -> str | None:
+        """The store's gate for one touch: None to go on, else what was done (postponed, skipped)."""
+        reason = self.store.check_contact(touch.customer_id, now, touch.channel, conversation_id=touch.task_id)
+        if reason in (OUTSIDE_CALLING_WINDOW, POWERED_OFF):  # powered off today: try again tomorrow
+            later = self.next_window(touch.customer_id, now if reason == OUTSIDE_CALLING_WINDOW
+                                     else self.next_local_day(touch.customer_id, now))
+            self.touches.finish(touch, state="pending", status=None, reason=reason, due_at=later)
+            return "postponed"
+        if reason is not None:
+            return self._skip(touch, now, reason)
+        return None
+
+    def _run_claimed(self, touch: Touch, now: datetime) -> str:
+        touch_id = touch.id
         try:
-            camp, _, _ = self.touches.campaign(touch.campaign)
+            camp, _, _ = self.touches.campaign(touch.campaign, fresh=False)
             return self._execute(camp, touch, now)
         except Paced:
             self.touches.finish(touch, state="pending", status=None, reason="paced")
@@ -182,15 +267,12 @@ class Runner:
             return self._send_message(camp, touch, now)
         base = touch.step.removesuffix(FALLBACK_SUFFIX)
         step = camp.step(base)
-        if not still_in(self.store, camp.crowd, step.when, [touch.customer_id], now):
+        target = target_if_in(self.store, camp.crowd, step.when, touch.customer_id, now)
+        if target is None:
             return self._skip(touch, now, "no_longer_matches")
-        reason = self.store.check_contact(touch.customer_id, now, touch.channel, conversation_id=touch.task_id)
-        if reason == OUTSIDE_CALLING_WINDOW:
-            later = self.next_window(touch.customer_id, now)
-            self.touches.finish(touch, state="pending", status=None, reason=reason, due_at=later)
-            return "postponed"
-        if reason is not None:
-            return self._skip(touch, now, reason)
+        verdict = self._gate(touch, now)
+        if verdict is not None:
+            return verdict
         if touch.channel == "call":
             free_at = self.carrier_free_at(touch.customer_id, now)
             if free_at is not None:
@@ -203,7 +285,7 @@ class Runner:
             return "not_claimed"
         if touch.channel == "call":
             return self._place_call(camp, step, sending, now)
-        return self._send_message(camp, sending, now)
+        return self._send_message(camp, sending, now, target)
 
     def _skip(self, touch: Touch, now: datetime, reason: str) -> str:
         self.touches.finish(touch, status="skipped", reason=reason, at=now)
@@ -220,14 +302,14 @@ class Runner:
             raise StoreError(f"customer {mask_id(customer_id)} is gone")
         return Target(row[0], row[1], row[2], row[3], row[4], bool(row[5]), bool(row[6]), row[7], row[8])
 
-    def _send_message(self, camp: RunCampaign, touch: Touch, now: datetime) -> str:
+    def _send_message(self, camp: RunCampaign, touch: Touch, now: datetime, target: Target | None = None) -> str:
         provider = self.sms if touch.channel == "sms" else self.wecom
         if provider is None:
             raise StoreError(f"no {touch.channel} provider configured (campaign {camp.name})")
         base = touch.step.removesuffix(FALLBACK_SUFFIX)
         spec = camp.step(base).spec
         text = (spec.fallback_text or FALLBACK_TEXT) if touch.step != base else spec.text
-        target = self._target(touch.customer_id)
+        target = target or self._target(touch.customer_id)
         phone = provider_phones(self.store, [touch.customer_id]).get(touch.customer_id, "") \
             if provider.include_phone else ""
         msg = OutboundMessage(touch.key, touch.customer_id, touch.channel, spec.template, render(text, target),
@@ -236,8 +318,8 @@ class Runner:
         if not accepted:
             self.touches.finish(touch, status="failed", reason="provider_rejected", at=now, result="failed")
             return "failed"
-        self.store.record_attempt(touch.customer_id, touch.task_id, now, touch.channel)
-        self.touches.finish(touch, status="sent", at=now, result="sent")
+        self.touches.finish(touch, status="sent", at=now, result="sent", contact={
+            "customer_id": touch.customer_id, "conversation_id": touch.task_id, "channel": touch.channel, "at": now})
         return "sent"
 
     def _place_call(self, camp: RunCampaign, step: RunStep, touch: Touch, now: datetime) -> str:
@@ -245,8 +327,8 @@ class Runner:
             raise StoreError(f"no call gateway configured (campaign {camp.name})")
         phone = provider_phones(self.store, [touch.customer_id]).get(touch.customer_id, "") \
             if self.calls.include_phone else ""
-        request = CallRequest(touch.key, touch.customer_id, step.spec.track, dict(step.spec.vars), phone,
-                              camp.name, step.id)
+        variables = {**getattr(camp.file, "vars", {}), **step.spec.vars}  # the campaign's, the step's win
+        request = CallRequest(touch.key, touch.customer_id, step.spec.track, variables, phone, camp.name, step.id)
         try:
             self.calls.place(request)
         except PlaceError as exc:
@@ -273,6 +355,12 @@ class Runner:
             return "duplicate"
         camp, _, _ = self.touches.campaign(touch.campaign)
         step = camp.step(touch.step)
+        if result == "answered":  # the conversation may have found a machine (voicemail, announcement)
+            result, reason = self._heard(touch.key, result, reason)
+        if result == "failed" and reason.startswith("refused:"):  # our own gate or facts check said no
+            ok = self.touches.finish(touch, status="skipped", reason=reason.removeprefix("refused:"), at=at,
+                                     result=result, any_claim=True)
+            return "skipped" if ok else "duplicate"
         if result == "answered":
             self.store.record_attempt(touch.customer_id, touch.key, at, "call")  # caps count connected calls
             ok = self.touches.finish(touch, status="answered", at=at, answered=True, result=result, any_claim=True)
@@ -296,6 +384,16 @@ class Runner:
         ok = self.touches.finish(touch, status=status, reason=detail, at=at, result=result, any_claim=True)
         return status if ok else "duplicate"
 
+    def _heard(self, call_id: str, result: str, reason: str) -> tuple[str, str]:
+        """An answered call whose conversation ended `unreachable` counts as unreachable (its reason tag)."""
+        c = t.conversations.c
+        row = self.store._tx(lambda conn: conn.execute(
+            sa.select(c.outcome, c.tags).where(c.conversation_id == call_id)).first())
+        if row is None or row.outcome != "unreachable":
+            return result, reason
+        tag = next((x for x in row.tags or () if x in UNREACHABLE_REASON_SET), "")
+        return (tag, "") if tag in ("busy", "no_answer") else ("unreachable", tag)
+
     # ---- rules -------------------------------------------------------------------------------------
     def customer_zone(self, customer_id: str) -> tzinfo:
         if customer_id not in self._tz_cache:
@@ -318,6 +416,11 @@ class Runner:
             if opening > local:
                 return opening
         raise StoreError(f"calling window {window} never opens")
+
+    def next_local_day(self, customer_id: str, after: datetime) -> datetime:
+        """Midnight starting the customer's next local day."""
+        local = after.astimezone(self.customer_zone(customer_id))
+        return datetime.combine(local.date() + timedelta(days=1), datetime.min.time(), local.tzinfo)
 
     def carrier_free_at(self, customer_id: str, now: datetime) -> datetime | None:
         """None when a call to this callee is allowed now; else when the carrier rules allow it."""

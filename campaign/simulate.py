@@ -21,7 +21,7 @@ from dramatiq.brokers.stub import StubBroker
 
 from campaign import behaviour as bh
 from campaign.channels import CallRequest
-from campaign.dispatch import QUEUE, declare
+from campaign.dispatch import QUEUE, declare, send_batches
 from campaign.events import CALL_RESULT, Event, record
 from campaign.repo import Touches
 from campaign.runner import Runner
@@ -208,8 +208,7 @@ def _run(store: SqlStore, camp: Any, start: datetime, days: float, seed: int, ti
             clock.set(now)
             for ev in world.due_events(now):
                 record(runner, ev)
-            for touch_id in runner.tick(now):
-                actor.send(touch_id)
+            send_batches(actor, runner.tick(now))
             broker.join(QUEUE)
             worker.join()
             ticks += 1

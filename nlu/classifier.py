@@ -39,13 +39,14 @@ CONTEXT_BOOST = 4.0
 RULE_CONFIDENCE = 1.0
 FALLBACK_INTENT = "out_of_scope"
 # A clause's own intent is reported as `Parse.secondary` from this calibrated confidence up.
-SECONDARY_THRESHOLD = 0.7
+SECONDARY_THRESHOLD = 0.6
 _NO_SECONDARY = frozenset({"greet", "out_of_scope", "repeat", FALLBACK_INTENT})
 _CLAUSE_BREAK = re.compile(r"[，,。？?！!；;～~、…]+|\s+(?![a-z0-9])")
 # ASR drops punctuation: a leading yes/no word followed by a clause of its own still splits
 # (可以那运费谁出 → 可以 | 运费谁出). The joiners after the lead word belong to neither clause.
-_LEAD = re.compile(r"^(好的|好啊|好吧|好嘞|行啊|行吧|可以的?|嗯嗯|没问题|ok|是的|对的|要得|不用了|不需要|不要了|算了)"
-                   r"(?:那么|那|但是|不过|就是|对了|请问|问一下|顺便问一?下)?(?=\w{3,})")
+_LEAD = re.compile(r"^(?:(好的|好啊|好吧|好嘞|行啊|行吧|可以的?|嗯嗯|没问题|ok|是的|对的|要得|不用了|不需要|不要了|算了)"
+                   r"(?:那么|那|但是|不过|就是|对了|请问|问一下|顺便问一?下)?"
+                   r"|(好|行|嗯|对|中|成)(?:那么|那|但是|不过))(?=\w{3,})")
 
 
 def clauses(text: str) -> list[str]:
@@ -55,7 +56,7 @@ def clauses(text: str) -> list[str]:
     if len(parts) < 2:
         norm = normalize(text)
         m = _LEAD.match(norm)
-        parts = [m.group(1), norm[m.end():]] if m else []
+        parts = [m.group(1) or m.group(2), norm[m.end():]] if m else []
     return parts
 
 

@@ -63,3 +63,15 @@ def test_help_imports_nothing_heavy(path: list[str], tmp_path: Path) -> None:
 def test_refused_simulate_loads_no_model_and_no_store(tmp_path: Path) -> None:
     result = probe(["simulate", "--track", "wecom_add_gift", "--at", "2026-12-03T23:00:00+08:00"], tmp_path)
     assert result == {"code": 3, "heavy": []}
+
+
+def test_piped_tables_are_not_wrapped_at_80_columns(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
+    env["HUASHU_DATA_DIR"] = str(tmp_path)
+    run = subprocess.run([sys.executable, "-m", "huashu", "segments", "list"], cwd=ROOT, env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    rows = [line for line in run.stdout.splitlines() if line.startswith("│")]
+    names = [line.split("│")[1].strip() for line in rows]
+    assert "balance_unpaid" in names and all(names)  # one line per segment: no cell was folded
+    assert not any("…" in line for line in rows)

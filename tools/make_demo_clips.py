@@ -23,12 +23,10 @@ from rich.progress import Progress
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from dialogue.audio import RATE, SAY_WORDS, EspeakSynth, clip_parts, export_wav, safe_name  # noqa: E402
+from dialogue.audio import RATE, EspeakSynth, export_wav  # noqa: E402
 from dialogue.loader import load_bundle  # noqa: E402
-from dialogue.render import speak_value  # noqa: E402
 
 console = Console()
-TEXT_KINDS = ("text",)
 
 
 def _trim(segment: AudioSegment, keep_ms: int = 40) -> AudioSegment:
@@ -40,33 +38,9 @@ def _trim(segment: AudioSegment, keep_ms: int = 40) -> AudioSegment:
 
 def plan(scripts: Path, persona_id: str) -> dict[Path, str]:
     """Every file the persona needs (path relative to its audio/ folder) → the words to say."""
-    bundle = load_bundle(scripts)
-    persona = bundle.personas[persona_id]
-    wanted: dict[Path, str] = {}
-    used_vars: set[str] = set()
-    for clip_id, clip in persona.clips.items():
-        parts = clip_parts(clip.text)
-        if not any(kind == "var" for kind, _, _ in parts):
-            wanted[Path(clip.file).relative_to("audio") if clip.file else Path(f"{clip_id}.wav")] = clip.text
-            continue
-        for kind, key, words in parts:
-            if kind == "static":
-                wanted[Path(f"{clip_id}.{key}.wav")] = words
-            else:
-                used_vars.add(str(key))
-    for token in SAY_WORDS:
-        wanted[Path("say") / f"{token}.wav"] = token
-    values = {"agent_name": persona.name, "brand": persona.brand, **persona.variables}
-    text_values = {values[n] for n in used_vars if n in values and n in ("agent_name", "brand")}
-    for track in bundle.tracks.values():
-        if track.persona != persona_id:
-            continue
-        for name, var in track.variables.items():
-            if name in used_vars and var.type in TEXT_KINDS:  # what defaults and test customers say
-                text_values.update(v for v in (var.default, var.sample) if v is not None)
-    for value in sorted(text_values):
-        wanted[Path("vars") / f"{safe_name(speak_value(value))}.wav"] = value
-    return wanted
+    from dialogue.recordings import plan as recording_plan
+
+    return {path: line.text for path, line in recording_plan(load_bundle(scripts), persona_id).items()}
 
 
 def main(argv: list[str] | None = None) -> int:

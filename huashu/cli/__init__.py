@@ -27,6 +27,7 @@ _COMMAND_MODULES = (
     "huashu.cli.serve",  # serve, gateway-sim
     "huashu.cli.asr",  # transcribe
     "huashu.cli.wecom",  # report
+    "huashu.cli.persona",  # persona script | import
 )
 
 

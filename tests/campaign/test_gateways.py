@@ -115,7 +115,7 @@ def test_sim_gateway_plays_customers_against_the_server(server: tuple[str, Any],
     busy = next(f"c{i:04d}" for i in range(40) if bh.call(0, f"c{i:04d}", 1).result == "busy")
     path = tmp_path / "push.yml"
     path.write_text("name: push\ncrowd: deposit_unpaid\nsteps:\n  - id: call\n    channel: call\n"
-                    "    track: presale_deposit\n", encoding="utf-8")
+                    "    track: wecom_add_gift\n", encoding="utf-8")
     touches = Touches.open(store)
     touches.register(load(path, SCRIPTS), datetime.now(UTC))
     from campaign.runner import Runner

@@ -257,3 +257,19 @@ def test_an_import_that_shows_a_payment_is_a_shop_event(store: Any, tmp_path: Pa
     assert import_events(runner, before, records, at("2026-06-01T14:06")) == 0  # the same import again
     t = _touches(store)
     assert ("after_tag", "c0001") in t and ("after_tag", "c0000") not in t
+
+
+def test_an_answered_call_that_met_voicemail_counts_as_unreachable(store: Any, tmp_path: Path) -> None:
+    from tests.store.factories import result
+
+    text = CASCADE.replace("after_hours: 1", "after_hours: 0")
+    runner, _, clock = _setup(store, tmp_path, text=text, n=2)
+    _run(runner, clock, "2026-06-01T14:00")
+    store.write_result(result("test_push:call:c0000", "c0000", outcome="unreachable", tags=("voicemail",),
+                              ended_at=at("2026-06-01T14:01")))
+    assert _result(runner, "test_push:call:c0000", "answered", "", "2026-06-01T14:01") == "fallback_sms"
+    assert _result(runner, "test_push:call:c0001", "failed", "refused:missing_fact:deposit_amount",
+                   "2026-06-01T14:01") == "skipped"
+    t = _touches(store)
+    assert (t[("call", "c0000")].status, t[("call", "c0000")].reason) == ("unreachable", "voicemail")
+    assert (t[("call", "c0001")].status, t[("call", "c0001")].reason) == ("skipped", "missing_fact:deposit_amount")

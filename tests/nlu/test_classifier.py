@@ -155,6 +155,8 @@ def test_traced_transformer_matches_the_eager_model(tiny: HuashuClassifier) -> N
     ("可以，那运费谁出？", ["可以", "那运费谁出"]),
     ("可以那运费谁出", ["可以", "运费谁出"]),  # no punctuation: a leading yes/no word splits
     ("好的那多久能到", ["好的", "多久能到"]),
+    ("行那包邮吗", ["行", "包邮吗"]),
+    ("行李箱能装下吗", []),
     ("喂，你好，哪位？", ["喂", "你好", "哪位"]),
     ("好的", []), ("好的谢谢", []), ("不用了吧", []), ("可以的呀", []),
 ])

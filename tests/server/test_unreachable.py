@@ -11,6 +11,7 @@ import pytest
 from core.conversation import EventKind
 from core.settings import Settings
 from server.jambonz import status_event
+from tests.conftest import ROOT
 from tests.server.conftest import TRACK, client_for, context, record
 
 
@@ -58,3 +59,19 @@ def test_jambonz_status_and_sip_cause_map_to_reason_tags(status: str, sip: objec
     ev = status_event(status, sip)
     assert (ev.kind, ev.reason) == (EventKind.UNREACHABLE, reason)
     assert status_event("completed", 200).kind is EventKind.HANGUP
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["memory"])
+@pytest.mark.parametrize(("clip", "reason"), [("k16", "no_answer"), ("k03", "invalid_number")])
+def test_a_recorded_first_turn_of_music_or_an_announcement_ends_the_call(make_settings: Callable[..., Settings],
+                                                                         backend: str, clip: str, reason: str) -> None:
+    """Real audio through POST /v1/calls/{id}/audio: 彩铃 music (signal) and 「您拨打的电话是空号」 (words)."""
+    carrier = ROOT / "tests" / "data" / "carrier"
+    with client_for(make_settings(callback_budget_ms=60_000)) as client:
+        client.post("/v1/calls", json={"call_id": "m-1", "customer_id": "cust-m", "track": TRACK})
+        r = client.post("/v1/calls/m-1/audio?seq=1", content=(carrier / f"{clip}.wav").read_bytes(),
+                        headers={"Content-Type": "audio/wav"})
+        assert r.status_code == 200 and r.json() == {"actions": [{"type": "hangup"}], "ended": True}
+        state = record(client, "m-1").state
+        assert state["outcome"] == "unreachable" and reason in state["tags"]
