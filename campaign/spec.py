@@ -16,6 +16,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from core.yamlio import line_of, load_yaml_text
 from store.campaigns import CampaignFile, StepFile
 from store.errors import StoreError
 from store.segments import Segment, SegmentFile, Where, get_segment, parse_where
@@ -171,7 +172,7 @@ def load(path: Path, scripts_dir: Path) -> RunCampaign:
     """Load and validate a campaign file; errors are `file:line: node: message`."""
     try:
         text = path.read_text(encoding="utf-8")
-        data = yaml.safe_load(text)
+        data = load_yaml_text(text)
     except (OSError, yaml.YAMLError) as err:
         raise StoreError(f"{path}: {err}") from None
     try:
@@ -179,28 +180,10 @@ def load(path: Path, scripts_dir: Path) -> RunCampaign:
     except ValidationError as err:
         e = err.errors()[0]
         loc = [p for p in e["loc"] if not (isinstance(p, str) and p.startswith("function-"))]
-        line = _line_of(text, loc)
+        line = line_of(text, loc)
         node = ".".join(map(str, loc)) or "file"
         raise StoreError(f"{path}:{line}: {node}: {e['msg'].removeprefix('Value error, ')}") from None
     return build(file, get_segment(scripts_dir, file.crowd), str(path))
-
-
-def _line_of(text: str, loc: list[Any]) -> int:
-    """The 1-based line of the YAML node at `loc` (the deepest one that exists)."""
-    node: Any = yaml.compose(text)
-    line = 1 if node is None else node.start_mark.line + 1
-    for key in loc:
-        if isinstance(node, yaml.MappingNode):
-            match = next((v for k, v in node.value if k.value == key), None)
-            if match is None:
-                break
-            node = match
-        elif isinstance(node, yaml.SequenceNode) and isinstance(key, int) and key < len(node.value):
-            node = node.value[key]
-        else:
-            break
-        line = node.start_mark.line + 1
-    return line
 
 
 def due_time(started_at: datetime, step: RunStep) -> datetime:

@@ -148,6 +148,11 @@ class CustomerStore(Protocol):
         True when newly written; never loses a result (outbox when the DB is down)."""
         ...
 
+    def list_conversations(self, track: str | None = None, since: datetime | None = None,
+                           customer_id: str | None = None, limit: int | None = None) -> list[ConversationResult]:
+        """Finished conversations, oldest first (reports, the CLI)."""
+        ...
+
     def close(self) -> None:
         """Release connections (the process that opened the store closes it)."""
         ...

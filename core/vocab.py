@@ -34,6 +34,11 @@ TAG_SET = frozenset(OUTCOMES) | frozenset(EXTRA_TAGS)
 
 GRADES: tuple[str, ...] = ("A", "B", "C", "D", "E", "F")
 
+# Customer segments the shipped personas, playbooks and demo data speak to (contract: persona_group
+# may hold others; these are the ones our data is written for), and price-sensitivity tiers.
+PERSONA_GROUPS: tuple[str, ...] = ("孕妇", "白领女性", "老人", "家庭购买")
+PRICE_TIERS: tuple[str, ...] = ("low", "medium", "high")
+
 # Grade per outcome (contract: A committed, B interested, C neutral, D refused, E unreachable,
 # F blocked). `completed` and `transferred` depend on what else happened; see grade_for().
 OUTCOME_GRADE: dict[str, str] = {

@@ -7,6 +7,7 @@ used raises `ScriptError` listing them, so `huashu validate` prints every area t
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -97,3 +98,21 @@ def read_yaml(path: Path) -> tuple[Any, SourceMap]:
 def compose_yaml_text(text: str) -> yaml.Node | None:
     """The node tree (with line marks) of a document, resolved the same way as load_yaml_text."""
     return yaml.compose(text, Loader=YamlLoader)
+
+
+def line_of(text: str, loc: Sequence[Any]) -> int:
+    """The 1-based line of the YAML node at `loc` (the deepest one that exists)."""
+    node: Any = compose_yaml_text(text)
+    line = 1 if node is None else node.start_mark.line + 1
+    for key in loc:
+        if isinstance(node, yaml.MappingNode):
+            match = next((v for k, v in node.value if k.value == key), None)
+            if match is None:
+                break
+            node = match
+        elif isinstance(node, yaml.SequenceNode) and isinstance(key, int) and key < len(node.value):
+            node = node.value[key]
+        else:
+            break
+        line = node.start_mark.line + 1
+    return line

@@ -49,8 +49,10 @@ def _actions_in(module_name: str) -> list[type[Action]]:
     return found
 
 
-def build_executor(modules: Iterable[str] = BUILTIN_ACTION_MODULES) -> ActionExecutor:
-    """A rasa-sdk executor with every Action class of `modules` registered."""
+def build_executor(modules: Iterable[str] = BUILTIN_ACTION_MODULES, *,
+                   actions: Iterable[Action] = ()) -> ActionExecutor:
+    """A rasa-sdk executor with every Action class of `modules` registered, then the ready-built
+    `actions` (which replace a class of the same name: e.g. store actions bound to a store)."""
     executor = ActionExecutor()
     for name in modules:
         try:
@@ -62,6 +64,8 @@ def build_executor(modules: Iterable[str] = BUILTIN_ACTION_MODULES) -> ActionExe
             raise
         for cls in classes:
             executor.register_action(cls)
+    for action in actions:
+        executor.register_action(action)
     return executor
 
 

@@ -68,6 +68,10 @@ class DialogueEngine:
         self.config = config or EngineConfig()
         self._needed: dict[str, tuple[str, ...]] = {}
 
+    def with_classifier(self, classifier: IntentClassifier) -> DialogueEngine:
+        """The same engine (scripts, store, actions, config) reading customer turns with `classifier`."""
+        return DialogueEngine(self.bundle, classifier, store=self.store, actions=self.actions, config=self.config)
+
     # -- call lifecycle --------------------------------------------------------------------
     def needed(self, track: Track) -> tuple[str, ...]:
         """The track's variables a call cannot do without (computed once per track)."""
@@ -106,13 +110,10 @@ class DialogueEngine:
         track = self.bundle.track(track_id)
         test_customer = facts is None
         if self.store is not None:
-            opener = getattr(self.store, "open_contact", None) if check_gate else None
-            if opener is not None:  # the store's one-transaction form of the two steps below
-                customer, reason = opener(customer_id, at, channel, conversation_id=call_id)
+            if check_gate:  # ensure_customer + check_contact in the store's one read transaction
+                customer, reason = self.store.open_contact(customer_id, at, channel, conversation_id=call_id)
             else:
-                customer = self.store.ensure_customer(customer_id)
-                reason = self.store.check_contact(customer_id, at, channel, conversation_id=call_id) \
-                    if check_gate else None
+                customer, reason = self.store.ensure_customer(customer_id), None
             if reason:
                 raise CallRefused(reason)
             if facts is None:
@@ -229,8 +230,9 @@ class DialogueEngine:
     def _write_back(self, state: SessionState, at: datetime) -> None:
         if self.store is None:
             return
-        if state.outcome == "do_not_contact":
-            # Durable before the bot's goodbye is returned: honoured at once and forever.
+        if "do_not_contact" in state.tags:
+            # The one writer of a call's opt-out (tracks run no opt-out action), timed with the
+            # turn and durable before the bot's goodbye is returned: honoured at once and forever.
             self.store.mark_do_not_contact(state.customer_id, "opt_out", f"call:{state.call_id}", at)
         self.store.write_result(self.result(state, at))
 

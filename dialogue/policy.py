@@ -239,7 +239,6 @@ def decide(track: Track, state: SessionState, turn: Turn, threshold: float | Non
     """The bot's answer to one customer turn."""
     if state.ended:
         return Decision(state, terminal="hangup")
-    acc = _Acc()
     if turn.kind is EventKind.PLAYBACK_DONE:
         return Decision(state, terminal="none")
     if turn.kind is EventKind.HANGUP:
@@ -252,63 +251,98 @@ def decide(track: Track, state: SessionState, turn: Turn, threshold: float | Non
         return Decision(_finish(track, state, "unreachable", "bot", (reason,)), terminal="hangup")
     if turn.barged_in:
         state = state.add_tags("interrupted")
+    acc = _Acc()
     if turn.kind is EventKind.SILENCE:
-        state = _bot_turn(state.with_(silence_count=state.silence_count + 1))
-        if state.silence_count > track.silence.limit:
-            return _enter(track, state, track.silence.then, acc)
-        return _reprompt(track, state, track.silence.clip, acc)
-
-    intent, confidence = turn.intent, turn.confidence
-    if turn.kind is EventKind.DTMF:
-        dtmf = {**DEFAULT_DTMF, **track.dtmf}
-        intent, confidence = dtmf.get((turn.digits or "")[:1]), 1.0
+        return _silence(track, state, acc)
+    intent, confidence = _heard(track, turn)
     state = _bot_turn(state.with_(user_turns=state.user_turns + 1, silence_count=0))
     limit = track.settings.confidence_threshold or threshold or DEFAULT_THRESHOLD
     edge: Edge | None = None
     from_handler = False
-    second = _secondary(turn, limit) if intent is not None and confidence >= limit else None
+    if intent is not None and confidence >= limit:
+        matched = _match(track, state, turn, intent, limit, acc)
+        if isinstance(matched, Decision):
+            return matched
+        state, intent, edge, from_handler = matched
+    if edge is None:
+        return _not_understood(track, state, acc)
+    return _follow(track, state, edge, turn, intent, from_handler=from_handler, acc=acc)
+
+
+def _silence(track: Track, state: SessionState, acc: _Acc) -> Decision:
+    """Reprompt after silence; past the track's limit, go to its silence exit."""
+    state = _bot_turn(state.with_(silence_count=state.silence_count + 1))
+    if state.silence_count > track.silence.limit:
+        return _enter(track, state, track.silence.then, acc)
+    return _reprompt(track, state, track.silence.clip, acc)
+
+
+def _heard(track: Track, turn: Turn) -> tuple[str | None, float]:
+    """The turn's intent and confidence; a DTMF key means what the track (or the default) says."""
+    if turn.kind is EventKind.DTMF:
+        dtmf = {**DEFAULT_DTMF, **track.dtmf}
+        return dtmf.get((turn.digits or "")[:1]), 1.0
+    return turn.intent, turn.confidence
+
+
+def _match(track: Track, state: SessionState, turn: Turn, intent: str, limit: float,
+           acc: _Acc) -> Decision | tuple[SessionState, str, Edge | None, bool]:
+    """The edge a confident intent takes: the node's, the track's handler, or the node's `*` (a
+    second intent in the turn may come first). Answers at once for `repeat` and for a customer
+    going round in circles."""
+    second = _secondary(turn, limit)
     if second == "opt_out":  # an opt-out said next to anything else is honoured first
         intent, second = second, intent
-    if intent is not None and confidence >= limit:
-        state, intent = _redirect(track, state, turn.parse, intent)
+    state, intent = _redirect(track, state, turn.parse, intent)
+    state = _intent_tag(track, state, intent)
+    same = state.same_intent_count + 1 if intent == state.last_intent else 1
+    state = state.with_(last_intent=intent, same_intent_count=same)
     node = track.nodes[state.node]
-    if intent is not None and confidence >= limit:
-        state = _intent_tag(track, state, intent)
-        same = state.same_intent_count + 1 if intent == state.last_intent else 1
-        state = state.with_(last_intent=intent, same_intent_count=same)
-        edge, from_handler = _edge_for(track, node, intent)
-        if second is not None and edge is not None:
-            state, intent, edge, from_handler = _combine(track, state, acc, intent, edge, from_handler, second)
-            node = track.nodes[state.node]
-        if edge is None and intent == "repeat":
-            clips = (track.repeat_clip,) if track.repeat_clip else ()
-            acc.clips += _clips(track, state, (*clips, *(node.reprompt or node.say)))
-            return Decision(state, tuple(acc.clips), intent=intent,
-                            listen_timeout_ms=node.listen_timeout_ms or track.settings.listen_timeout_ms)
-        if edge is None and intent != "out_of_scope":
-            edge = node.on.get("*")
-        if edge is not None and same > track.settings.max_same_intent and _loops(track, state, edge, from_handler):
-            # The customer keeps asking the same thing and we keep answering: close politely.
-            return _enter(track, state, track.fallback.then, acc)
-    if edge is None:
-        state = state.with_(fallback_count=state.fallback_count + 1)
-        if state.fallback_count > track.fallback.limit:
-            return _enter(track, state, track.fallback.then, acc)
-        decision = _reprompt(track, state, track.fallback.clip, acc)
-        return Decision(decision.state, decision.clips, listen_timeout_ms=decision.listen_timeout_ms,
-                        intent=None)
+    edge, from_handler = _edge_for(track, node, intent)
+    if second is not None and edge is not None:
+        state, intent, edge, from_handler = _combine(track, state, acc, intent, edge, from_handler, second)
+        node = track.nodes[state.node]
+    if edge is None and intent == "repeat":
+        clips = (track.repeat_clip,) if track.repeat_clip else ()
+        acc.clips += _clips(track, state, (*clips, *(node.reprompt or node.say)))
+        return Decision(state, tuple(acc.clips), intent=intent,
+                        listen_timeout_ms=node.listen_timeout_ms or track.settings.listen_timeout_ms)
+    if edge is None and intent != "out_of_scope":
+        edge = node.on.get("*")
+    if edge is not None and same > track.settings.max_same_intent and _loops(track, state, edge, from_handler):
+        # The customer keeps asking the same thing and we keep answering: close politely.
+        return _enter(track, state, track.fallback.then, acc)
+    return state, intent, edge, from_handler
 
+
+def _not_understood(track: Track, state: SessionState, acc: _Acc) -> Decision:
+    """Reprompt a turn no edge takes; past the track's limit, go to its fallback exit."""
+    state = state.with_(fallback_count=state.fallback_count + 1)
+    if state.fallback_count > track.fallback.limit:
+        return _enter(track, state, track.fallback.then, acc)
+    decision = _reprompt(track, state, track.fallback.clip, acc)
+    return Decision(decision.state, decision.clips, listen_timeout_ms=decision.listen_timeout_ms, intent=None)
+
+
+def _set_slots(state: SessionState, edge: Edge, turn: Turn) -> SessionState:
+    """The edge's `set:`: a literal (`=value`) or the value of an entity the turn carries."""
+    slots = dict(state.slots)
+    for slot, entity in edge.set.items():
+        if entity.startswith("="):  # a literal value (e.g. churn_reason: "=price")
+            slots[slot] = entity[1:]
+            continue
+        found = turn.parse.entity(entity) if turn.parse is not None else None
+        if found is not None:
+            slots[slot] = found.value
+    return state.with_(slots=slots)
+
+
+def _follow(track: Track, state: SessionState, edge: Edge, turn: Turn, intent: str | None, *,
+            from_handler: bool, acc: _Acc) -> Decision:
+    """Take the edge: its tags and slots, where a side answer returns to, then enter the target."""
     state = state.with_(fallback_count=0).add_tags(*edge.tags)
     if edge.set:
-        slots = dict(state.slots)
-        for slot, entity in edge.set.items():
-            if entity.startswith("="):  # a literal value (e.g. churn_reason: "=price")
-                slots[slot] = entity[1:]
-                continue
-            found = turn.parse.entity(entity) if turn.parse is not None else None
-            if found is not None:
-                slots[slot] = found.value
-        state = state.with_(slots=slots)
+        state = _set_slots(state, edge, turn)
     if edge.goto == BACK:
         target, resume_back = state.return_node or track.start, True
         state = state.with_(return_node=None)

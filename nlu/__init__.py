@@ -4,7 +4,7 @@ Public API (the engine and server import exactly these):
     load_classifier(settings, *, train_if_missing=True) -> HuashuClassifier
     CONFIDENCE_THRESHOLD, NluModelError, HuashuClassifier
     nlu.rules (load_rules, RuleSet), nlu.entities.extract(text, now)
-Names are resolved lazily so `import core.parse` stays light (no numpy/cn2an/torch).
+Names are resolved lazily so importing a submodule (nlu.rules, nlu.data) stays light (no torch).
 """
 
 from __future__ import annotations

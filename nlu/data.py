@@ -17,7 +17,7 @@ from pathlib import Path
 import yaml
 
 from core.vocab import INTENT_SET
-from core.yamlio import compose_yaml_text, load_yaml_text
+from core.yamlio import Problem, compose_yaml_text, load_yaml_text
 
 # Files under scripts_zh/nlu/ that do not feed the model: editing them never forces a retrain.
 NON_TRAINING_FILES = frozenset({"rules.yml"})
@@ -29,7 +29,20 @@ _KINDS = ("intent", "regex", "lookup", "synonym")
 
 
 class NluDataError(ValueError):
-    """A training-data file is not valid Rasa 3 NLU data; the message starts with file:line."""
+    """A training-data file is not valid Rasa 3 NLU data; `problem` says where (file, line, node)
+    and what, and the message is `file:line: node: message`."""
+
+    def __init__(self, problem: Problem) -> None:
+        self.problem = problem
+        where = f"{problem.file}:{problem.line}"
+        super().__init__(f"{where}: {problem.node}: {problem.message}" if problem.node else
+                         f"{where}: {problem.message}")
+
+
+def problem_at(origin: str, node: str, message: str) -> Problem:
+    """A problem at an `origin` this module wrote (`file:line`, as on Example and NamedList)."""
+    file, _, line = origin.rpartition(":")
+    return Problem(file, int(line), node, message)
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,14 +135,14 @@ def _load(path: Path) -> NluData:
     try:
         root = compose_yaml_text(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError) as exc:
-        raise NluDataError(f"{name}:1: cannot read: {exc}") from None
+        raise NluDataError(Problem(name, 1, "cannot read", str(exc))) from None
     except yaml.YAMLError as exc:
         line = getattr(getattr(exc, "problem_mark", None), "line", 0) + 1
-        raise NluDataError(f"{name}:{line}: invalid YAML: {getattr(exc, 'problem', exc)}") from None
+        raise NluDataError(Problem(name, line, "invalid YAML", str(getattr(exc, "problem", exc)))) from None
 
     def err(node: yaml.Node | None, where: str, msg: str) -> NluDataError:
         line = node.start_mark.line + 1 if node is not None else 1
-        return NluDataError(f"{name}:{line}: {where}: {msg}")
+        return NluDataError(Problem(name, line, where, msg))
 
     if not isinstance(root, yaml.MappingNode):
         raise err(root, "file", "expected a mapping with `version` and `nlu`")
@@ -168,13 +181,13 @@ def _load(path: Path) -> NluData:
         items = []
         for line, text in _block_lines(ex_node):
             if not text.startswith("- "):
-                raise NluDataError(f"{name}:{line}: {where}: item must start with '- '")
+                raise NluDataError(Problem(name, line, where, "item must start with '- '"))
             item = text[2:].strip()
             if kind == "regex":
                 try:
                     re.compile(item)
                 except re.error as exc:
-                    raise NluDataError(f"{name}:{line}: {where}: bad regex: {exc}") from None
+                    raise NluDataError(Problem(name, line, where, f"bad regex: {exc}")) from None
             items.append(item)
         if not items:
             raise err(ex_node, where, "no examples")
@@ -190,11 +203,11 @@ def _intent_examples(node: yaml.Node, intent: str, name: str,
     if isinstance(node, yaml.ScalarNode):
         for line, text in _block_lines(node):
             if not text.startswith("- "):
-                raise NluDataError(f"{name}:{line}: {where}: example must start with '- '")
+                raise NluDataError(Problem(name, line, where, "example must start with '- '"))
             raw = text[2:].strip()
             clean, spans = parse_annotated(raw)
             if not clean.strip():
-                raise NluDataError(f"{name}:{line}: {where}: empty example")
+                raise NluDataError(Problem(name, line, where, "empty example"))
             out.append(Example(clean, intent, spans, (), f"{name}:{line}"))
     elif isinstance(node, yaml.SequenceNode):
         for item in node.value:
@@ -225,7 +238,7 @@ def _intent_examples(node: yaml.Node, intent: str, name: str,
 
 
 def load_file(path: str | Path) -> NluData:
-    """Parse one Rasa NLU file; raises NluDataError("file:line: node: message")."""
+    """Parse one Rasa NLU file; raises NluDataError (its `problem`: file, line, node, message)."""
     return _load(Path(path))
 
 
@@ -240,7 +253,7 @@ def load_dir(directory: str | Path, *, training_only: bool = False) -> NluData:
     """All `*.yml` files of a directory (scripts_zh/nlu), merged."""
     directory = Path(directory)
     if not directory.is_dir():
-        raise NluDataError(f"{directory}:1: NLU data directory not found")
+        raise NluDataError(Problem(str(directory), 1, "", "NLU data directory not found"))
     data = NluData()
     for path in nlu_files(directory, training_only=training_only):
         data = data + _load(path)
@@ -249,31 +262,36 @@ def load_dir(directory: str | Path, *, training_only: bool = False) -> NluData:
 
 def validate_paths(paths: Iterable[str | Path]) -> list[str]:
     """`file:line: node: message` for every problem in the given NLU files (empty: all valid)."""
-    problems: list[str] = []
+    return [str(p) for p in file_problems(paths)]
+
+
+def file_problems(paths: Iterable[str | Path]) -> list[Problem]:
+    """Every problem in the given NLU files (empty: all valid)."""
+    problems: list[Problem] = []
     for p in paths:
         try:
             data = _load(Path(p))
         except NluDataError as exc:
-            problems.append(str(exc))
+            problems.append(exc.problem)
             continue
         problems.extend(_conflicts(data.examples))
     return problems
 
 
-def _conflicts(examples: Sequence[Example]) -> list[str]:
+def _conflicts(examples: Sequence[Example]) -> list[Problem]:
     """The same text labelled with two intents (context-tagged examples excepted)."""
     from nlu.text import normalize
 
     first: dict[str, Example] = {}
-    out = []
+    out: list[Problem] = []
     for ex in examples:
         if ex.expected_intents:
             continue
         key = normalize(ex.text)
         prev = first.setdefault(key, ex)
         if prev.intent != ex.intent:
-            out.append(f"{ex.origin}: intent {ex.intent}: {ex.text!r} is also labelled "
-                       f"{prev.intent} at {prev.origin}")
+            out.append(problem_at(ex.origin, f"intent {ex.intent}",
+                                  f"{ex.text!r} is also labelled {prev.intent} at {prev.origin}"))
     return out
 
 

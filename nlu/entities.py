@@ -92,92 +92,132 @@ def _next_month(d: date, day: int = 1) -> date:
     return date(y, m, min(day, calendar.monthrange(y, m)[1]))
 
 
+class _NoTime(Exception):
+    """The expression names no valid time (13月, 25点, 32号…): no entity."""
+
+
 def _resolve_time(m: re.Match[str], now: datetime, following: str) -> datetime | None:
     g = m.groupdict()
+    try:
+        relative = _relative_time(g, now)
+        if relative is not None:
+            return relative
+        day = _day(g, now.date())
+        hour, minute, midnight = _clock(g)
+    except _NoTime:
+        return None
+    return _combine(g, now, day, hour, minute, midnight)
+
+
+def _relative_time(g: dict[str, str | None], now: datetime) -> datetime | None:
+    """两个小时后, 半小时, 等会儿: counted from now (None: not a relative expression)."""
     if g["rel"]:
-        n = g["reln"]
+        n = g["reln"] or ""
         qty = 0.5 if n == "半" else 1.5 if n == "一个半" else _num(n)
         if qty is None:
-            return None
+            raise _NoTime
         minutes = qty * (60 if g["relu"] in ("小时", "钟头") else 1)
         return now + timedelta(minutes=minutes)
     if g["fuzzy"] and not any(g[k] for k in ("day", "week", "clock", "period")):
         return now + timedelta(minutes=_FUZZY_MINUTES.get(g["fuzzy"], 30))
-    today = now.date()
+    return None
+
+
+def _day(g: dict[str, str | None], today: date) -> date | None:
+    """The day named, each later part refining the earlier (明天, 周六, 5月3号, 月底, 过两天)."""
     day: date | None = None
     if g["day"]:
         day = today + timedelta(days=_DAY_OFFSET[g["day"]])
     elif g["period"] in ("今晚", "明早", "明晚"):
         day = today + timedelta(days=_DAY_OFFSET[g["period"]])
     if g["week"]:
-        monday = today - timedelta(days=today.weekday())
-        wd = 5 if g["wday"] == "末" else _WEEKDAY[g["wday"]]
-        prefix = g["wprefix"] or ""
-        weeks = {"下": 1, "下下": 2, "上": -1}.get(prefix, 0)
-        day = monday + timedelta(weeks=weeks, days=wd)
-        if not prefix and day < today:  # a bare 周六 means the coming one
-            day += timedelta(weeks=1)
+        day = _week_day(g, today)
     elif g["nextweek"]:
         day = today - timedelta(days=today.weekday()) + timedelta(weeks=1)
+    if g["monthday"] or g["dom"]:
+        day = _month_day(g, today)
+    if g["mpart"]:
+        day = _month_part(g["mpart"], today)
+    if g["multiday"]:
+        n = g["mdn"] or ""
+        day = today + timedelta(days=3 if n == "几" else _num(n) or 2)
+    return day
+
+
+def _week_day(g: dict[str, str | None], today: date) -> date:
+    monday = today - timedelta(days=today.weekday())
+    wd = 5 if g["wday"] == "末" else _WEEKDAY[g["wday"] or ""]
+    prefix = g["wprefix"] or ""
+    weeks = {"下": 1, "下下": 2, "上": -1}.get(prefix, 0)
+    day = monday + timedelta(weeks=weeks, days=wd)
+    if not prefix and day < today:  # a bare 周六 means the coming one
+        day += timedelta(weeks=1)
+    return day
+
+
+def _month_day(g: dict[str, str | None], today: date) -> date:
+    """5月3号 (this year, else next) or 3号 (this month, else next)."""
     if g["monthday"]:
-        mo, md = _num(g["month"]), _num(g["mday"])
+        mo, md = _num(g["month"] or ""), _num(g["mday"] or "")
         if not mo or not md or not 1 <= mo <= 12 or not 1 <= md <= calendar.monthrange(today.year, mo)[1]:
-            return None
+            raise _NoTime
         day = date(today.year, mo, md)
         if day < today:
             day = date(today.year + 1, mo, min(md, calendar.monthrange(today.year + 1, mo)[1]))
-    elif g["dom"]:
-        md = _num(g["domn"])
-        if not md or not 1 <= md <= 31:
-            return None
-        if md >= today.day:
-            day = date(today.year, today.month, min(md, calendar.monthrange(today.year, today.month)[1]))
-        else:
-            day = _next_month(today, md)
-    if g["mpart"]:
-        part = g["mpart"]
-        if part.startswith("下"):
-            base = _next_month(today)
-            if part.endswith("底"):
-                day = base.replace(day=calendar.monthrange(base.year, base.month)[1])
-            elif part.endswith("中"):
-                day = base.replace(day=15)
-            else:
-                day = base
-        elif part == "月底":
-            day = today.replace(day=calendar.monthrange(today.year, today.month)[1])
-        elif part == "月中":
-            day = today.replace(day=15) if today.day <= 15 else _next_month(today, 15)
-        else:
-            day = _next_month(today)
-    if g["multiday"]:
-        n = g["mdn"]
-        days = 3 if n == "几" else _num(n) or 2
-        day = today + timedelta(days=days)
-    hour: int | None = None
-    minute = 0
-    midnight = False
+        return day
+    md = _num(g["domn"] or "")
+    if not md or not 1 <= md <= 31:
+        raise _NoTime
+    if md >= today.day:
+        return date(today.year, today.month, min(md, calendar.monthrange(today.year, today.month)[1]))
+    return _next_month(today, md)
+
+
+def _month_part(part: str, today: date) -> date:
+    """月底, 月中, 月初, 下个月初/中/底."""
+    if part.startswith("下"):
+        base = _next_month(today)
+        if part.endswith("底"):
+            return base.replace(day=calendar.monthrange(base.year, base.month)[1])
+        if part.endswith("中"):
+            return base.replace(day=15)
+        return base
+    if part == "月底":
+        return today.replace(day=calendar.monthrange(today.year, today.month)[1])
+    if part == "月中":
+        return today.replace(day=15) if today.day <= 15 else _next_month(today, 15)
+    return _next_month(today)
+
+
+def _clock(g: dict[str, str | None]) -> tuple[int | None, int, bool]:
+    """(hour 0-23, minute, midnight) from 三点半 / 晚上八点 / 下午; hour None: no time of day."""
     period = g["period"]
-    if g["clock"]:
-        h = _num(g["hour"])
-        if h is None or h > 24:
-            return None
-        mm = g["minute"] or ""
-        minute = {"半": 30, "一刻": 15, "三刻": 45}.get(mm, 0)
-        if mm and minute == 0:
-            parsed = _num(mm.rstrip("分"))
-            if parsed is None or parsed >= 60:
-                return None
-            minute = parsed
-        if period in _PM_PERIODS and h == 12:
-            h, midnight = 0, True  # 今晚十二点 is the coming midnight
-        elif (period in _PM_PERIODS and h < 12) or (period == "中午" and h <= 2):
-            h += 12
-        elif period is None and 1 <= h <= 6:
-            h += 12  # 三点 in a call about paying means 15:00
-        hour = h % 24
-    elif period:
-        hour = _PERIOD_HOUR[period]
+    if not g["clock"]:
+        return (_PERIOD_HOUR[period] if period else None), 0, False
+    h = _num(g["hour"] or "")
+    if h is None or h > 24:
+        raise _NoTime
+    mm = g["minute"] or ""
+    minute = {"半": 30, "一刻": 15, "三刻": 45}.get(mm, 0)
+    if mm and minute == 0:
+        parsed = _num(mm.rstrip("分"))
+        if parsed is None or parsed >= 60:
+            raise _NoTime
+        minute = parsed
+    midnight = False
+    if period in _PM_PERIODS and h == 12:
+        h, midnight = 0, True  # 今晚十二点 is the coming midnight
+    elif (period in _PM_PERIODS and h < 12) or (period == "中午" and h <= 2):
+        h += 12
+    elif period is None and 1 <= h <= 6:
+        h += 12  # 三点 in a call about paying means 15:00
+    return h % 24, minute, midnight
+
+
+def _combine(g: dict[str, str | None], now: datetime, day: date | None, hour: int | None, minute: int,
+             midnight: bool) -> datetime | None:
+    """Day and time of day as one instant; a bare time of day is the next one to come."""
+    today = now.date()
     if day is None and hour is None:
         return None
     if day is None and midnight:
@@ -190,7 +230,7 @@ def _resolve_time(m: re.Match[str], now: datetime, following: str) -> datetime |
             return datetime(today.year, today.month, today.day, h, minute, tzinfo=now.tzinfo)
 
         if at(hour) <= now:
-            if g["clock"] and period is None and hour < 12 and at(hour + 12) > now:
+            if g["clock"] and g["period"] is None and hour < 12 and at(hour + 12) > now:
                 hour += 12  # 八点半 said at 10:00 means this evening
             else:
                 day = today + timedelta(days=1)

@@ -19,7 +19,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from core.vocab import INTENT_SET
-from nlu.data import NluData, NluDataError, load_file
+from nlu.data import NluData, NluDataError, load_file, problem_at
 from nlu.text import normalize
 
 # The rules layer is reserved for these: a rule for anything else would bypass the model on
@@ -156,9 +156,9 @@ class RuleSet:
 def _intent_of(name: str, prefix: str, origin: str) -> str:
     intent = name[len(prefix):].split("__", 1)[0]
     if intent not in INTENT_SET:
-        raise NluDataError(f"{origin}: regex {name}: unknown intent {intent!r}")
+        raise NluDataError(problem_at(origin, f"regex {name}", f"unknown intent {intent!r}"))
     if intent not in RULE_INTENTS:
-        raise NluDataError(f"{origin}: regex {name}: rules may only decide {sorted(RULE_INTENTS)}")
+        raise NluDataError(problem_at(origin, f"regex {name}", f"rules may only decide {sorted(RULE_INTENTS)}"))
     return intent
 
 

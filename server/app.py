@@ -12,7 +12,7 @@ import gc
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -65,14 +65,14 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
             executor, _builder(build_runtime), settings, classifier)
         if runtime is None:  # our own process: one torch thread (see nlu.bert.set_inference_threads)
             await loop.run_in_executor(executor, _torch_threads, settings.nlu_threads)
-        original = rt.engine.classifier
-        rt.engine.classifier = batching(original, metrics.nlu_batch.observe)  # concurrent turns share NLU passes
+        classifier_ = batching(rt.engine.classifier, metrics.nlu_batch.observe)  # concurrent turns share NLU passes
+        engine = rt.engine.with_classifier(classifier_)
         sessions = open_sessions(settings)
-        calls = CallService(lambda: rt.engine, sessions, metrics, clock=clock or default_clock(settings),
+        calls = CallService(lambda: engine, sessions, metrics, clock=clock or default_clock(settings),
                             budget_ms=settings.callback_budget_ms, lock_ttl_ms=settings.lock_ttl_ms,
                             filler_clip=settings.filler_clip, executor=executor, start_executor=start_executor,
-                            opt_out_rule=_opt_out_rule(settings, original), failpoint=settings.failpoint)
-        context = ServerContext(settings, rt, sessions, calls, metrics, executor)
+                            opt_out_rule=_opt_out_rule(settings, rt.engine.classifier), failpoint=settings.failpoint)
+        context = ServerContext(settings, rt, sessions, calls, metrics, executor, engine)
         try:
             context.generation = await sessions.generation()
         except Exception as exc:  # Redis down at boot: serve anyway, /healthz says degraded
@@ -99,12 +99,17 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
             await sessions.close()
             executor.shutdown(wait=False, cancel_futures=True)
             start_executor.shutdown(wait=False, cancel_futures=True)
-            if isinstance(rt.engine.classifier, BatchingClassifier):
-                rt.engine.classifier.close()
-            rt.engine.classifier = original
+            if isinstance(classifier_, BatchingClassifier):
+                classifier_.close()
             if runtime is None and rt.store is not None:
                 rt.store.close()
 
+    return _http_app(settings, metrics, lifespan, routers)
+
+
+def _http_app(settings: Settings, metrics: Metrics, lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]],
+              routers: Sequence[APIRouter]) -> FastAPI:
+    """The HTTP side: error mapping, the guard and fast-path middleware, every route."""
     # FastAPI's built-in OpenTelemetry looks up the global providers on every request (5 % of the
     # event loop at 1,000 calls); off unless asked for (Prometheus /metrics is always there).
     otel = bool(settings.otel)
@@ -273,7 +278,7 @@ def _register_basic_routes(app: FastAPI) -> None:
         if problem:
             raise Unprocessable(f"customer_id: {problem}")
         store = c.runtime.store
-        if store is None or not hasattr(store, "customer_profile"):
+        if store is None:
             raise Unavailable("no customer store configured", code="store_unavailable")
         profile = await asyncio.get_running_loop().run_in_executor(c.executor, store.customer_profile, customer_id)
         if profile is None:

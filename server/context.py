@@ -33,14 +33,11 @@ class ServerContext:
     calls: CallService
     metrics: Metrics
     executor: ThreadPoolExecutor
+    engine: DialogueEngine  # the runtime's engine, built with the server's batching classifier
     generation: int = 0
     checked_at: float = 0.0
     reload_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     extras: dict[str, Any] = field(default_factory=dict)  # lazily loaded: ASR recognizer, clip cache
-
-    @property
-    def engine(self) -> DialogueEngine:
-        return self.runtime.engine
 
     async def reload_tracks(self) -> list[str]:
         """Load and validate the scripts again and swap them in (raises ScriptError: nothing changes)."""
@@ -49,6 +46,7 @@ class ServerContext:
                 self.executor, load_scripts, self.settings, self.runtime.actions)
             self.runtime.bundle = bundle
             self.runtime.engine.bundle = bundle
+            self.engine.bundle = bundle
             self.extras.pop("clips", None)
             return sorted(bundle.tracks)
 

@@ -21,9 +21,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from dialogue.demo_call import DEMO_CALL, DEMO_TRACK
 from server.security import sign
-
-DEFAULT_SCRIPT = ("喂，你好", "你是机器人吗？", "哦，那这个要钱吗", "行吧，怎么加", "好的，我现在就加")
 
 
 @dataclass(frozen=True)
@@ -76,7 +75,7 @@ class CallLog:
 @dataclass(frozen=True)
 class SimConfig:
     url: str = "http://127.0.0.1:8000"
-    track: str = "wecom_add_gift"
+    track: str = DEMO_TRACK
     secret: str = ""
     interval_s: float = 0.0  # customer "speaking time" before each turn (jittered ±20 %)
     variables: dict[str, str] = field(default_factory=dict)
@@ -350,4 +349,4 @@ def load_turns(script: Path | None, say: Sequence[str], audio: Sequence[Path]) -
         return [Turn.parse(s) for s in say]
     if script is not None:
         return [Turn.parse(line) for line in script.read_text(encoding="utf-8").splitlines() if line.strip()]
-    return [Turn.parse(s) for s in DEFAULT_SCRIPT]
+    return [Turn.parse(s) for s in DEMO_CALL]

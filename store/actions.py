@@ -2,14 +2,14 @@
 
 `action_write_outcome`, `action_customer_profile`, `action_mark_do_not_contact` read the tracker
 (slots `customer_id`, `call_id`, `track`, `outcome`, `grade`, `tags`; else `sender_id`) and use
-the store given to `configure(store)`; unconfigured, they open the store of HUASHU_* settings on
-first use, so `huashu actions serve` works for any Rasa assistant as is.
+the store they are built with (`bound_to(store)`). Built by rasa-sdk without one
+(`register_package("store.actions")`), each opens the store of the HUASHU_* settings on first use,
+so any Rasa assistant can use them as is.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,33 +21,23 @@ from core.conversation import ConversationResult, TurnRecord, Utterance
 from core.customers import CustomerStore
 from core.vocab import GRADES, OUTCOME_SET, TAG_SET, grade_for
 
-_lock = threading.Lock()
-_store: CustomerStore | None = None
-_provider: Callable[[], CustomerStore] | None = None
 
+class _UsesStore:
+    """The store an action was built with, or the settings' store opened on first use."""
 
-def configure(store: CustomerStore | Callable[[], CustomerStore] | None) -> None:
-    """Use this store (or a zero-argument factory, called once on first use); None resets."""
-    global _store, _provider
-    with _lock:
-        if store is None or hasattr(store, "write_result"):
-            _store, _provider = store, None  # type: ignore[assignment]
-        else:
-            _store, _provider = None, store
+    def __init__(self, store: CustomerStore | None = None) -> None:
+        self._store = store
+        self._lock = threading.Lock()
 
-
-def current_store() -> CustomerStore:
-    global _store
-    with _lock:
-        if _store is None:
-            if _provider is not None:
-                _store = _provider()
-            else:
+    @property
+    def store(self) -> CustomerStore:
+        with self._lock:
+            if self._store is None:
                 from core.settings import get_settings
                 from store import open_store
 
-                _store = open_store(get_settings())
-        return _store
+                self._store = open_store(get_settings())
+            return self._store
 
 
 def _customer_id(tracker: Tracker) -> str:
@@ -93,7 +83,7 @@ def _turns(tracker: Tracker) -> tuple[TurnRecord, ...]:
     return tuple(turns)
 
 
-class ActionWriteOutcome(Action):
+class ActionWriteOutcome(_UsesStore, Action):
     """Write the conversation's outcome, grade and tags (exactly once per conversation id)."""
 
     def name(self) -> str:
@@ -122,11 +112,11 @@ class ActionWriteOutcome(Action):
                             if e.get("event") == "action" and e.get("name")),
             turns=_turns(tracker), ended_by="bot",
         )
-        written = current_store().write_result(result)
+        written = self.store.write_result(result)
         return [SlotSet("outcome_written", True), SlotSet("outcome_new", written), SlotSet("grade", grade)]
 
 
-class ActionCustomerProfile(Action):
+class ActionCustomerProfile(_UsesStore, Action):
     """Fill slots from the customer's profile (masked phone only)."""
 
     def name(self) -> str:
@@ -134,7 +124,7 @@ class ActionCustomerProfile(Action):
 
     def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
             domain: dict[str, Any]) -> list[dict[str, Any]]:
-        customer = current_store().get_customer(_customer_id(tracker))
+        customer = self.store.get_customer(_customer_id(tracker))
         if customer is None:
             return [SlotSet("customer_known", False)]
         return [
@@ -151,7 +141,7 @@ class ActionCustomerProfile(Action):
         ]
 
 
-class ActionMarkDoNotContact(Action):
+class ActionMarkDoNotContact(_UsesStore, Action):
     """Put the customer on the do-not-contact list, durably, before the bot answers."""
 
     def name(self) -> str:
@@ -161,5 +151,10 @@ class ActionMarkDoNotContact(Action):
             domain: dict[str, Any]) -> list[dict[str, Any]]:
         reason = str(tracker.get_slot("do_not_contact_reason") or "opt_out")
         source = f"{_channel(tracker)}:{_conversation_id(tracker)}"
-        current_store().mark_do_not_contact(_customer_id(tracker), reason, source, datetime.now(UTC))
+        self.store.mark_do_not_contact(_customer_id(tracker), reason, source, datetime.now(UTC))
         return [SlotSet("do_not_contact", True)]
+
+
+def bound_to(store: CustomerStore) -> list[Action]:
+    """Every store action, using `store` (what huashu's wiring registers)."""
+    return [ActionWriteOutcome(store), ActionCustomerProfile(store), ActionMarkDoNotContact(store)]

@@ -15,6 +15,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from core.customers import CustomerRecord
+from core.vocab import PERSONA_GROUPS
 from store.importer import COLUMNS
 
 SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶程苏魏吕丁任沈"
@@ -33,12 +34,13 @@ class Persona:
     price_high: float  # share of price-sensitive customers
 
 
-PERSONAS = (
-    Persona("孕妇", 0.15, 1.0, (24, 38), (("DHA藻油软胶囊", 268, 60), ("孕期叶酸片", 98, 30)), 0.3),
-    Persona("白领女性", 0.35, 1.0, (23, 40), (("胶原蛋白肽饮", 399, 30), ("维生素C泡腾片", 79, 45)), 0.25),
-    Persona("老人", 0.20, 0.5, (60, 82), (("钙维D软胶囊", 158, 60), ("深海鱼油", 218, 90)), 0.55),
-    Persona("家庭购买", 0.30, 0.6, (30, 52), (("儿童复合维生素", 168, 60), ("益生菌冻干粉", 239, 30)), 0.4),
-)
+# One row per core.vocab.PERSONA_GROUPS entry, in its order: share, female, age, products, price_high.
+PERSONAS = tuple(Persona(group, *row) for group, row in zip(PERSONA_GROUPS, (
+    (0.15, 1.0, (24, 38), (("DHA藻油软胶囊", 268, 60), ("孕期叶酸片", 98, 30)), 0.3),
+    (0.35, 1.0, (23, 40), (("胶原蛋白肽饮", 399, 30), ("维生素C泡腾片", 79, 45)), 0.25),
+    (0.20, 0.5, (60, 82), (("钙维D软胶囊", 158, 60), ("深海鱼油", 218, 90)), 0.55),
+    (0.30, 0.6, (30, 52), (("儿童复合维生素", 168, 60), ("益生菌冻干粉", 239, 30)), 0.4),
+), strict=True))
 MOBILE_PREFIXES = ("138", "139", "137", "136", "135", "150", "151", "158", "159", "186", "187", "188",
                    "130", "131", "132", "155", "156", "185", "133", "153", "180", "189", "199", "177")
 

@@ -14,6 +14,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from core.customers import CustomerRecord
+from core.vocab import PRICE_TIERS
 from store.codec import as_aware
 from store.errors import ImportValidationError, StoreError
 from store.gate import zone
@@ -103,7 +104,7 @@ class CsvRow(BaseModel):
     @field_validator("price_sensitivity")
     @classmethod
     def _tier(cls, v: str) -> str:
-        if v not in ("low", "medium", "high"):
+        if v not in PRICE_TIERS:
             raise ValueError("must be low, medium or high")
         return v
 

@@ -21,6 +21,7 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, PlainTex
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from dialogue.assembly import Runtime
+from dialogue.engine import DialogueEngine
 from wecom.callback import CallbackRejected
 from wecom.service import UnknownReply, WecomService
 from wecom.suggest import HistoryItem
@@ -45,6 +46,12 @@ def runtime_of(request: Request) -> Runtime:
     return runtime
 
 
+def engine_of(request: Request) -> DialogueEngine:
+    """The server's engine (its classifier batches concurrent turns), else the runtime's."""
+    server = getattr(request.app.state, "huashu", None)
+    return server.engine if server is not None else runtime_of(request).engine
+
+
 def service_of(request: Request) -> WecomService:
     """One WecomService per app, rebuilt when the server reloads the scripts."""
     runtime = runtime_of(request)
@@ -55,7 +62,7 @@ def service_of(request: Request) -> WecomService:
     with _lock:
         current = getattr(state, "wecom_service", None)
         if current is None or current.bundle is not runtime.bundle:
-            fresh = WecomService(runtime.settings, runtime.bundle, runtime.engine.classifier, runtime.store)
+            fresh = WecomService(runtime.settings, runtime.bundle, engine_of(request).classifier, runtime.store)
             if current is not None:  # keep what this process already saw across a reload
                 fresh.inbox = current.inbox
                 if fresh.verifier is not None and current.verifier is not None:
@@ -285,7 +292,7 @@ def report_html(runtime: Runtime, track: str, since: datetime | None) -> str:
     from wecom.report import build_report
 
     store = runtime.store
-    if store is None or not hasattr(store, "list_conversations"):
+    if store is None:
         raise HTTPException(503, "no conversation store configured")
     results = store.list_conversations(track=track, since=since)
     definition = runtime.bundle.tracks.get(track)

@@ -16,12 +16,12 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from core.vocab import INTENT_SET, OUTCOME_SET, TAG_SET
+from core.vocab import INTENT_SET, OUTCOME_SET, PERSONA_GROUPS, PRICE_TIERS, TAG_SET
 from core.yamlio import Problem, ScriptError, compose_yaml_text, load_yaml_text
 
-TIERS = ("low", "medium", "high")
+TIERS = PRICE_TIERS
 STAGES = ("new", "just_joined", "active", "promo", "silent")
-GROUPS = ("孕妇", "白领女性", "老人", "家庭购买")
+GROUPS = PERSONA_GROUPS
 ANY_INTENT = "*"
 # Values the suggester computes per customer; a reply may use them as {name} or list them in
 # `requires` (then it is only offered when the value is known, e.g. a promised payment time).

@@ -171,8 +171,7 @@ class WecomService:
         if self.store is None:
             return None, None
         customer = self.store.get_customer(customer_id)
-        profile_fn = getattr(self.store, "customer_profile", None)
-        profile = profile_fn(customer_id) if customer is not None and profile_fn is not None else None
+        profile = self.store.customer_profile(customer_id) if customer is not None else None
         return customer, profile
 
     def context(self, customer_id: str, stage: str | None = None, now: datetime | None = None) -> ChatContext:

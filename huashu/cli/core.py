@@ -15,6 +15,7 @@ import typer
 from rich.markup import escape
 
 from huashu.cli._lazy import Settings, console
+from huashu.cli.times import instant as _now
 
 if TYPE_CHECKING:
     from core.conversation import CustomerEvent, Reply, SessionState
@@ -22,18 +23,6 @@ if TYPE_CHECKING:
 
 err = console(stderr=True)
 out = console()
-
-
-def _now(settings: Settings, at: str | None) -> datetime:
-    tz = ZoneInfo(settings.timezone)
-    if not at:
-        return datetime.now(tz)
-    try:
-        value = datetime.fromisoformat(at)
-    except ValueError:
-        err.print(f"[red]--at must be ISO 8601 (e.g. 2026-11-11T10:00:00+08:00), got {at!r}[/]")
-        raise typer.Exit(2) from None
-    return value if value.tzinfo else value.replace(tzinfo=tz)
 
 
 def _vars(pairs: list[str]) -> dict[str, str]:
@@ -294,26 +283,24 @@ def _refused(settings: Settings, reason: str, customer_id: str, when: datetime, 
     raise typer.Exit(3)
 
 
-DEMO_LINES = ["喂，你好", "你是机器人吗？", "哦，那这个要钱吗", "行吧，怎么加", "好的，我现在就加"]
-
-
 def demo() -> None:
     """A demo call of wecom_add_gift printed as a transcript, then an interactive call."""
+    from dialogue.demo_call import DEMO_CALL, DEMO_TRACK
     from dialogue.simulate import parse_line, run_call
     from huashu.runtime import build_runtime
 
     settings = Settings()
     runtime = build_runtime(settings)
     when = datetime.now(ZoneInfo(settings.timezone)).replace(hour=10, minute=0)
-    out.rule("演示通话 demo call: wecom_add_gift")
-    lines = iter(DEMO_LINES)
+    out.rule(f"演示通话 demo call: {DEMO_TRACK}")
+    lines = iter(DEMO_CALL)
 
     def scripted() -> Iterator[CustomerEvent]:
         for line in lines:
             out.print(f"[bold yellow]客户[/] {line}")
             yield parse_line(line)
 
-    run_call(runtime.engine, track="wecom_add_gift", customer_id="demo-customer",
+    run_call(runtime.engine, track=DEMO_TRACK, customer_id="demo-customer",
              call_id=f"demo-{uuid.uuid4().hex[:8]}", at=when, events=scripted(), on_reply=_print_reply,
              variables={})
     if sys.stdin.isatty():
@@ -328,7 +315,7 @@ def demo() -> None:
                 except ValueError as exc:
                     err.print(f"[yellow]{exc}[/]")
 
-        run_call(runtime.engine, track="wecom_add_gift", customer_id=f"demo-{uuid.uuid4().hex[:6]}",
+        run_call(runtime.engine, track=DEMO_TRACK, customer_id=f"demo-{uuid.uuid4().hex[:6]}",
                  call_id=f"demo-{uuid.uuid4().hex[:8]}", at=when, events=typed(), on_reply=_print_reply)
 
 

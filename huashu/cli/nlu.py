@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import json
 import sys
-from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
-from zoneinfo import ZoneInfo
 
 import typer
 
 from huashu.cli._lazy import Settings, Table, console
+from huashu.cli.times import instant
 
 if TYPE_CHECKING:
     from nlu.classifier import HuashuClassifier
@@ -92,17 +91,6 @@ def train(
               f"data hash {report.data_hash}")
 
 
-def _now(settings: Settings, value: str | None) -> datetime:
-    tz = ZoneInfo(settings.timezone)
-    if not value:
-        return datetime.now(tz)
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        raise _fail(f"--now must be ISO 8601 (e.g. 2026-11-06T10:30:00+08:00), got {value!r}", 2) from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=tz)
-
-
 @nlu_app.command("classify")
 def classify(
     texts: Annotated[list[str] | None, typer.Argument(help="Utterances (none: one per stdin line).")] = None,
@@ -120,7 +108,7 @@ def classify(
     bad = [e for e in expected or [] if e not in INTENT_SET]
     if bad:
         raise _fail(f"--expected: unknown intent {bad[0]!r}", 2)
-    at = _now(settings, now)
+    at = instant(settings, now, "--now")
     clf = _classifier(settings, model)
     lines = texts if texts else (line.rstrip("\n") for line in sys.stdin)
     for text in lines:

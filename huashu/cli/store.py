@@ -14,9 +14,10 @@ from zoneinfo import ZoneInfo
 import typer
 
 from huashu.cli._lazy import BarColumn, MofNCompleteColumn, Progress, Settings, Table, TextColumn, TimeElapsedColumn, console
+from huashu.cli.times import instant as _instant
 
 if TYPE_CHECKING:
-    from store.campaigns import CallVars, Step, StepPlan
+    from store.campaigns import CallVars, Campaign, Step, StepPlan
     from store.sql import SqlStore
 
 err = console(stderr=True)
@@ -55,17 +56,6 @@ def _store(settings: Settings) -> Iterator[SqlStore]:
         raise _fail(str(exc)) from None
     finally:
         st.close()
-
-
-def _instant(settings: Settings, value: str | None, option: str = "--at") -> datetime:
-    tz = ZoneInfo(settings.timezone)
-    if not value:
-        return datetime.now(tz)
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        raise _fail(f"{option} must be ISO 8601 (e.g. 2026-06-01T10:00:00+08:00), got {value!r}", 2) from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=tz)
 
 
 def _progress() -> Progress:
@@ -266,17 +256,12 @@ def campaign_plan(
     show: Annotated[int, typer.Option(help="print this many due customers per step (masked)")] = 5,
 ) -> None:
     """Per step: who is due now and why; do-not-contact, over-cap and outside-window excluded."""
-    from dataclasses import replace
-
-    from store.campaigns import load_campaign, plan
+    from store.campaigns import plan
 
     settings = Settings()
     when = _instant(settings, at)
     with _store(settings) as st:
-        camp = load_campaign(file, settings.effective_scripts_dir, st)
-        if start:
-            camp = replace(camp, start_at=_instant(settings, start, "--start"),
-                           steps=tuple(replace(s, scheduled_at=None) for s in camp.steps))
+        camp = _campaign(settings, st, file, start)
         steps = plan(st, camp, when, _task_vars(settings, st, when))
     out.print(f"[bold]{camp.name}[/] {camp.title} · crowd {camp.crowd.name} · at {when.isoformat()}")
     table = Table("step", "channel", "scheduled", "status", "due now", "excluded", "why")
@@ -294,6 +279,19 @@ def campaign_plan(
     if out_dir is not None:
         _write_plan(out_dir, camp.name, steps, when)
         out.print(f"lists written to {out_dir}/")
+
+
+def _campaign(settings: Settings, st: SqlStore, file: Path, start: str | None) -> Campaign:
+    """The campaign file, its steps rescheduled from `--start` when given."""
+    from dataclasses import replace
+
+    from store.campaigns import load_campaign
+
+    camp = load_campaign(file, settings.effective_scripts_dir, st)
+    if start:
+        camp = replace(camp, start_at=_instant(settings, start, "--start"),
+                       steps=tuple(replace(s, scheduled_at=None) for s in camp.steps))
+    return camp
 
 
 def _task_vars(settings: Settings, st: SqlStore, when: datetime) -> CallVars:
@@ -355,18 +353,13 @@ def campaign_send(
     provider_phones: ProviderPhones = False,
 ) -> None:
     """Send one due message step through the provider webhook; sends are recorded as contact attempts."""
-    from dataclasses import replace
-
-    from store.campaigns import load_campaign, plan
+    from store.campaigns import plan
     from store.providers import WebhookProvider, dispatch
 
     settings = Settings()
     when = _instant(settings, at)
     with _store(settings) as st:
-        camp = load_campaign(file, settings.effective_scripts_dir, st)
-        if start:
-            camp = replace(camp, start_at=_instant(settings, start, "--start"),
-                           steps=tuple(replace(s, scheduled_at=None) for s in camp.steps))
+        camp = _campaign(settings, st, file, start)
         chosen = [sp for sp in plan(st, camp, when) if sp.step.spec.id == step]
         if not chosen:
             raise _fail(f"{file}: no step {step!r}")

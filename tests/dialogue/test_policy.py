@@ -215,17 +215,16 @@ def test_opt_out_with_a_complaint_records_both_and_honours_the_opt_out() -> None
     for turn in (_speech("我要投诉你们泄露我信息", "complaint", ("opt_out", 1.0)),
                  _speech("我要投诉你们泄露我信息", "opt_out", ("complaint", 1.0))):
         decision = policy.decide(track, state, turn)
-        assert decision.custom_actions == ("action_mark_do_not_contact",)
         assert "bye_opt_out" in decision.clips and "complaint_ack" not in decision.clips
-        decision = policy.resume(track, decision.state)
-        assert decision.state.outcome == "do_not_contact" and decision.ended
+        # Honoured: the call ends do_not_contact in this reply (the engine writes the opt-out).
+        assert decision.state.outcome == "do_not_contact" and decision.state.ended
         assert {"do_not_contact", "complaint"} <= set(decision.state.tags)
 
 
 def test_opt_out_next_to_a_question_answers_nothing() -> None:
     track, state = _at("presale_deposit", "opening")
     decision = policy.decide(track, state, _speech("多少钱都不买，别打了", "ask_price", ("opt_out", 1.0)))
-    assert decision.custom_actions == ("action_mark_do_not_contact",) and "pd_price" not in decision.clips
+    assert decision.state.outcome == "do_not_contact" and "pd_price" not in decision.clips
 
 
 def test_goal_in_a_yes_after_the_robot_offer_goes_back_to_the_goal() -> None:

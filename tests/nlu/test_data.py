@@ -76,6 +76,7 @@ def test_invalid_files_report_file_and_line(tmp_path: Path, body: str, line: int
         load_file(path)
     assert str(exc.value).startswith(f"{path}:{line}: "), str(exc.value)
     assert needle in str(exc.value)
+    assert (exc.value.problem.file, exc.value.problem.line) == (str(path), line)
 
 
 def test_same_text_under_two_intents_is_a_conflict(tmp_path: Path) -> None:
@@ -91,7 +92,19 @@ def test_validate_hook_raises_script_error_with_problems(tmp_path: Path) -> None
                                         encoding="utf-8")
     with pytest.raises(ScriptError) as exc:
         validate_nlu_dir(tmp_path)
-    assert "rules may only decide" in str(exc.value.problems[0])
+    [problem] = exc.value.problems
+    assert (problem.file, problem.line, problem.node) == (str(tmp_path / "rules.yml"), 4, "regex rule_affirm")
+    assert problem.message.startswith("rules may only decide")
+
+
+def test_validate_hook_keeps_each_conflict_as_a_problem(tmp_path: Path) -> None:
+    (tmp_path / "dup.yml").write_text('version: "3.1"\nnlu:\n- intent: affirm\n  examples: |\n    - 好的: 行\n'
+                                      '- intent: deny\n  examples: |\n    - 好的: 行\n', encoding="utf-8")
+    with pytest.raises(ScriptError) as exc:
+        validate_nlu_dir(tmp_path)
+    [problem] = exc.value.problems
+    assert (problem.line, problem.node) == (8, "intent deny")
+    assert problem.message == f"'好的: 行' is also labelled affirm at {tmp_path / 'dup.yml'}:5"
 
 
 def test_data_hash_follows_training_files_but_not_rules(tmp_path: Path) -> None:

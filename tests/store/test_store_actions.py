@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, timedelta
 from typing import Any
 
 import pytest
@@ -25,9 +25,7 @@ T0 = NOW.timestamp()
 def configured(store: SqlStore) -> Iterator[SqlStore]:
     store.upsert_customers([customer("c1", "13812345678", name="张三", persona_group="孕妇", deposit_paid=True,
                                      deposit_product="DHA藻油", purchase_count=1)])
-    store_actions.configure(store)
     yield store
-    store_actions.configure(None)
 
 
 def rasa_tracker(sender: str = "c1", **slots: Any) -> dict[str, Any]:
@@ -52,9 +50,15 @@ def rasa_tracker(sender: str = "c1", **slots: Any) -> dict[str, Any]:
     }
 
 
-def run_via_executor(action: str, tracker: dict[str, Any]) -> list[dict[str, Any]]:
+def bound_executor(store: SqlStore) -> ActionExecutor:
+    """What huashu's wiring does: the store actions built with the store."""
     executor = ActionExecutor()
-    executor.register_package("store.actions")
+    for action in store_actions.bound_to(store):
+        executor.register_action(action)
+    return executor
+
+
+def run_via_executor(action: str, tracker: dict[str, Any], executor: ActionExecutor) -> list[dict[str, Any]]:
     body = {"next_action": action, "sender_id": tracker["sender_id"], "version": "3.10.0",
             "tracker": tracker, "domain": {"slots": {}, "intents": []}}
     response = asyncio.run(executor.run(body))
@@ -68,9 +72,9 @@ def slots(events: list[dict[str, Any]]) -> dict[str, Any]:
 
 def test_write_outcome_from_a_rasa_tracker_is_exactly_once(configured: SqlStore) -> None:
     tracker = rasa_tracker(outcome="promised_to_pay", tags=["price_sensitive", "not_a_tag"])
-    first = slots(run_via_executor("action_write_outcome", tracker))
+    first = slots(run_via_executor("action_write_outcome", tracker, bound_executor(configured)))
     assert first == {"outcome_written": True, "outcome_new": True, "grade": "A"}
-    assert slots(run_via_executor("action_write_outcome", tracker))["outcome_new"] is False
+    assert slots(run_via_executor("action_write_outcome", tracker, bound_executor(configured)))["outcome_new"] is False
     [conv] = configured.list_conversations()
     assert (conv.conversation_id, conv.customer_id, conv.outcome, conv.channel) == (
         f"c1:{int(T0)}", "c1", "promised_to_pay", "rest")  # a Rasa sender id spans sessions
@@ -84,17 +88,17 @@ def test_write_outcome_from_a_rasa_tracker_is_exactly_once(configured: SqlStore)
 
 
 def test_profile_slots_and_unknown_customer(configured: SqlStore) -> None:
-    values = slots(run_via_executor("action_customer_profile", rasa_tracker()))
+    values = slots(run_via_executor("action_customer_profile", rasa_tracker(), bound_executor(configured)))
     assert values["customer_known"] is True and values["customer_name"] == "张三"
     assert values["phone_masked"] == "138****5678" and values["product"] == "DHA藻油"
     assert (values["deposit_paid"], values["purchase_count"], values["do_not_contact"]) == (True, 1, False)
     assert "13812345678" not in repr(values)
-    assert slots(run_via_executor("action_customer_profile", rasa_tracker(sender="ghost"))) == {
+    assert slots(run_via_executor("action_customer_profile", rasa_tracker(sender="ghost"), bound_executor(configured))) == {
         "customer_known": False}
 
 
 def test_mark_do_not_contact_is_durable_and_blocks_calls(configured: SqlStore) -> None:
-    events = run_via_executor("action_mark_do_not_contact", rasa_tracker(customer_id="c1"))
+    events = run_via_executor("action_mark_do_not_contact", rasa_tracker(customer_id="c1"), bound_executor(configured))
     assert slots(events) == {"do_not_contact": True}
     assert configured.check_contact("c1", NOW) == "do_not_contact"
     profile = configured.customer_profile("c1")
@@ -111,12 +115,12 @@ def test_the_engine_tracker_payload(configured: SqlStore) -> None:
                          grade="A", ended=True)
     payload = tracker_payload(state, "action_write_outcome")
     tracker = Tracker.from_dict(payload["tracker"])
-    events = store_actions.ActionWriteOutcome().run(CollectingDispatcher(), tracker, payload["domain"])
+    events = store_actions.ActionWriteOutcome(configured).run(CollectingDispatcher(), tracker, payload["domain"])
     assert slots(events)["outcome_new"] is True
     [conv] = configured.list_conversations()
     assert (conv.conversation_id, conv.customer_id, conv.track) == ("call-77", "c1", "presale_deposit")
     assert set(conv.tags) == {"high_intent", "asked_robot"}
-    events = store_actions.ActionMarkDoNotContact().run(
+    events = store_actions.ActionMarkDoNotContact(configured).run(
         CollectingDispatcher(), Tracker.from_dict(tracker_payload(state, "action_mark_do_not_contact")["tracker"]), {})
     assert configured.check_contact("c1", NOW) == "do_not_contact"
 
@@ -124,7 +128,7 @@ def test_the_engine_tracker_payload(configured: SqlStore) -> None:
 def test_a_bad_outcome_slot_is_refused(configured: SqlStore) -> None:
     tracker = Tracker.from_dict(rasa_tracker(outcome="bought_a_car"))
     with pytest.raises(ValueError, match="not a contract outcome"):
-        store_actions.ActionWriteOutcome().run(CollectingDispatcher(), tracker, {})
+        store_actions.ActionWriteOutcome(configured).run(CollectingDispatcher(), tracker, {})
     assert configured.list_conversations() == []
 
 
@@ -136,12 +140,53 @@ def test_unconfigured_actions_open_the_store_of_the_settings(
     monkeypatch.setenv("HUASHU_DATABASE_URL", store_settings.effective_database_url)
     monkeypatch.setenv("HUASHU_PHONE_KEY", store_settings.phone_key)
     get_settings.cache_clear()
-    store_actions.configure(None)
+    executor = ActionExecutor()
+    executor.register_package("store.actions")  # how any Rasa assistant's action server loads them
+    action = executor.actions["action_mark_do_not_contact"].__self__
     try:
-        run_via_executor("action_mark_do_not_contact", rasa_tracker(sender="walk-in"))
+        run_via_executor("action_mark_do_not_contact", rasa_tracker(sender="walk-in"), executor)
         assert store.check_contact("walk-in", NOW) == "do_not_contact"
     finally:
-        opened = store_actions.current_store()
-        store_actions.configure(None)
-        opened.close()  # type: ignore[attr-defined]
+        action.store.close()
         get_settings.cache_clear()
+
+
+class _CountingStore:
+    """The real store, counting opt-out writes (one writer per call)."""
+
+    def __init__(self, store: SqlStore) -> None:
+        self.store, self.opt_outs = store, 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.store, name)
+
+    def mark_do_not_contact(self, *args: Any) -> None:
+        self.opt_outs += 1
+        self.store.mark_do_not_contact(*args)
+
+
+def test_a_call_opt_out_is_written_once_by_the_engine_at_the_turn_time(configured: SqlStore) -> None:
+    import sqlalchemy as sa
+
+    from core.conversation import CustomerEvent, EventKind
+    from dialogue.actions import ActionRunner, build_executor
+    from dialogue.engine import DialogueEngine
+    from dialogue.loader import load_bundle
+    from store import schema
+    from tests.conftest import SCRIPTS
+    from tests.dialogue.keywords import KeywordClassifier
+
+    counting = _CountingStore(configured)
+    runner = ActionRunner(build_executor(actions=store_actions.bound_to(counting)))  # type: ignore[arg-type]
+    engine = DialogueEngine(load_bundle(SCRIPTS, runner.names), KeywordClassifier(), store=counting,  # type: ignore[arg-type]
+                            actions=runner)
+    turn_at = NOW + timedelta(minutes=3)
+    state, _ = engine.start("call-dnc", "c1", "wecom_add_gift", at=NOW)
+    state, reply = engine.step(state, CustomerEvent(EventKind.SPEECH, text="别再给我打电话了"), turn_at)
+    assert reply.ended and state.outcome == "do_not_contact"
+    assert counting.opt_outs == 1
+    with configured.engine.connect() as conn:
+        [(at, source)] = conn.execute(sa.select(schema.do_not_contact.c.at, schema.do_not_contact.c.source)
+                                      .where(schema.do_not_contact.c.customer_id == "c1")).all()
+    assert source == "call:call-dnc"
+    assert at.replace(tzinfo=None) == turn_at.astimezone(at.tzinfo or UTC).replace(tzinfo=None)
