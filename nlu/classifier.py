@@ -41,6 +41,7 @@ FALLBACK_INTENT = "out_of_scope"
 # A clause's own intent is reported as `Parse.secondary` from this calibrated confidence up.
 SECONDARY_THRESHOLD = 0.6
 _NO_SECONDARY = frozenset({"greet", "out_of_scope", "repeat", FALLBACK_INTENT})
+_ANSWER_WORDS = frozenset({"affirm", "deny", "thanks_bye"})
 _CLAUSE_BREAK = re.compile(r"[，,。？?！!；;～~、…]+|\s+(?![a-z0-9])")
 # ASR drops punctuation: a leading yes/no word followed by a clause of its own still splits
 # (可以那运费谁出 → 可以 | 运费谁出). The joiners after the lead word belong to neither clause.
@@ -146,8 +147,10 @@ class HuashuClassifier:
                 found.append((self.intents[top], float(p[top])))
         cands = sorted(((i, c) for i, c in found if i not in _NO_SECONDARY and c >= SECONDARY_THRESHOLD),
                        key=lambda ic: -ic[1])
-        if cands and parse.source != "rule" and (parse.intent == "greet" or parse.confidence < CONFIDENCE_THRESHOLD):
-            name, conf = cands[0]
+        # A short answer word in one clause (喂 → affirm) never replaces a different whole.
+        lift = [(i, c) for i, c in cands if i == parse.intent or i not in _ANSWER_WORDS]
+        if lift and parse.source != "rule" and (parse.intent == "greet" or parse.confidence < CONFIDENCE_THRESHOLD):
+            name, conf = lift[0]
             ranking = ((name, conf), *((n, c) for n, c in parse.ranking if n != name))
             parse = replace(parse, intent=name, confidence=conf, ranking=ranking, source="clause")
         other = next(((i, c) for i, c in cands if i != parse.intent), None)
