@@ -173,7 +173,7 @@ def main() -> None:
     if args.no_hints:
         import dialogue.hints
 
-        dialogue.hints.phrases_for = lambda *a, **k: ()  # type: ignore[assignment]
+        dialogue.hints.phrases_for = lambda *a, **k: ()
     lines: list[str] = []
 
     def emit(line: str) -> None:

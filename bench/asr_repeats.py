@@ -42,8 +42,8 @@ def main() -> None:
     gap = np.zeros(int(0.6 * 16000), "<i2")
     for label, on in (("collapse off", False), ("collapse on", True)):
         fn = collapse_repeat if on else (lambda t, min_ratio=0.85: t)
-        pipeline.collapse_repeat = fn  # type: ignore[assignment]
-        wb.collapse_repeat = fn  # type: ignore[assignment]
+        pipeline.collapse_repeat = fn
+        wb.collapse_repeat = fn
         once, twice = [], []
         for u in items:
             x = np.frombuffer(decode((dev / "tel" / f"{u['id']}.wav").read_bytes(), target_rate=16000).pcm, "<i2")

@@ -87,7 +87,7 @@ def main() -> None:
                 assert r.status_code == 200, r.text
 
             rows["POST /v1/wecom/suggest (in-process)"] = measure(http, args.n)
-        store.close()  # type: ignore[attr-defined]
+        store.close()
 
     print(f"WeCom suggestion latency (ms), {args.n} calls per row, {args.customers} demo customers, "
           f"{len(lines)} distinct messages")

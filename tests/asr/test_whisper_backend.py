@@ -115,7 +115,7 @@ def test_utterances_that_end_together_are_decoded_in_one_batch(whisper: Recogniz
     calls: list[int] = []
     run_batch = backend._run_batch
 
-    def counting(batch, *args):  # type: ignore[no-untyped-def]
+    def counting(batch, *args):
         calls.append(len(batch))
         return run_batch(batch, *args)
 

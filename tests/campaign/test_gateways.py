@@ -105,6 +105,7 @@ def server(tmp_path: Path) -> Iterator[tuple[str, Any]]:
     yield f"http://127.0.0.1:{port}", runtime.store
     srv.should_exit = True
     thread.join(10)
+    assert runtime.store is not None
     runtime.store.close()
 
 

@@ -49,7 +49,7 @@ def _post(client: Any, body: dict[str, Any], secret: str | None = SECRET) -> Any
 
 def test_events_are_signed_and_idempotent(settings: Settings) -> None:
     with client_for(settings) as client:
-        store = client.app.state.huashu.runtime.store
+        store = client.app.state.huashu.runtime.store  # type: ignore[attr-defined]
         store.upsert_customers(customers(2))
         event = {"event_id": "shop-42", "type": "deposit_paid", "customer_id": "c0001",
                  "at": "2026-06-01T10:00:00+08:00"}

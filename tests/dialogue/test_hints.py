@@ -29,11 +29,11 @@ _register_all()
 
 
 @pytest.fixture(scope="module")
-def bundle():  # type: ignore[no-untyped-def]
+def bundle():
     return load_bundle(SCRIPTS)
 
 
-def test_every_waiting_node_of_every_shipped_track_gets_hints_that_fit_the_prompt(bundle) -> None:  # type: ignore[no-untyped-def]
+def test_every_waiting_node_of_every_shipped_track_gets_hints_that_fit_the_prompt(bundle) -> None:
     examples = nlu_examples(bundle.root)
     for track in bundle.tracks.values():
         compiled = track_hints(track, examples)
@@ -44,7 +44,7 @@ def test_every_waiting_node_of_every_shipped_track_gets_hints_that_fit_the_promp
         assert hint_problems(track, examples) == []
 
 
-def test_hints_come_from_the_expected_intents_variables_and_vocabulary(bundle) -> None:  # type: ignore[no-untyped-def]
+def test_hints_come_from_the_expected_intents_variables_and_vocabulary(bundle) -> None:
     track = bundle.track("balance_reminder")
     # the campaign's date (a track has no default for it); the rest: defaults, samples of claims
     nh = node_hints(track, "opening", nlu_examples(bundle.root), {"balance_deadline": "2026-11-13"})
@@ -57,7 +57,7 @@ def test_hints_come_from_the_expected_intents_variables_and_vocabulary(bundle) -
     assert any("短信" in h.phrase for h in not_received.hints if h.source == "intent:not_received")
 
 
-def test_a_call_s_own_variable_values_replace_the_defaults(bundle) -> None:  # type: ignore[no-untyped-def]
+def test_a_call_s_own_variable_values_replace_the_defaults(bundle) -> None:
     track = bundle.track("balance_reminder")
     phrases = phrases_for(bundle.root, track, "opening", {"product": "胶原蛋白饮", "balance": "128", "brand": "美丽优选"})
     assert "胶原蛋白饮" in phrases and "128元" in phrases and "美丽优选" in phrases
@@ -114,7 +114,7 @@ def test_tracks_hints_command_lists_every_waiting_node() -> None:
     assert bad.exit_code == 2
 
 
-def test_the_server_hints_the_node_the_call_waits_at_with_the_call_s_values(bundle) -> None:  # type: ignore[no-untyped-def]
+def test_the_server_hints_the_node_the_call_waits_at_with_the_call_s_values(bundle) -> None:
     from types import SimpleNamespace
 
     from core.conversation import SessionState

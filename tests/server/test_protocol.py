@@ -56,7 +56,7 @@ def test_replayed_final_event_writes_no_duplicate_tag(make_settings: Callable[..
         assert client.get("/v1/customers/cust-1").json() == profile
         tags = profile["tags"]
         assert "asked_robot" in tags and len(tags) == len(set(tags))
-        assert len(store.list_conversations()) == 1  # type: ignore[attr-defined]
+        assert len(store.list_conversations()) == 1
 
 
 def test_concurrent_duplicates_cause_one_state_change(make_settings: Callable[..., Settings]) -> None:

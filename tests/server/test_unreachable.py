@@ -15,8 +15,9 @@ from tests.conftest import ROOT
 from tests.server.conftest import TRACK, client_for, context, record
 
 
-def _profile(client, customer_id: str):  # type: ignore[no-untyped-def]
+def _profile(client, customer_id: str):
     store = context(client).engine.store
+    assert store is not None
     return store.customer_profile(customer_id)
 
 

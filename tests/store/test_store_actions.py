@@ -177,8 +177,8 @@ def test_a_call_opt_out_is_written_once_by_the_engine_at_the_turn_time(configure
     from tests.dialogue.keywords import KeywordClassifier
 
     counting = _CountingStore(configured)
-    runner = ActionRunner(build_executor(actions=store_actions.bound_to(counting)))  # type: ignore[arg-type]
-    engine = DialogueEngine(load_bundle(SCRIPTS, runner.names), KeywordClassifier(), store=counting,  # type: ignore[arg-type]
+    runner = ActionRunner(build_executor(actions=store_actions.bound_to(counting)))
+    engine = DialogueEngine(load_bundle(SCRIPTS, runner.names), KeywordClassifier(), store=counting,
                             actions=runner)
     turn_at = NOW + timedelta(minutes=3)
     state, _ = engine.start("call-dnc", "c1", "wecom_add_gift", at=NOW)

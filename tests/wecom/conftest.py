@@ -104,7 +104,7 @@ def _runtime(settings: Settings, classifier: IntentClassifier) -> Iterator[Runti
     rt = build_runtime(settings, classifier=classifier)
     yield rt
     if rt.store is not None:
-        rt.store.close()  # type: ignore[attr-defined]
+        rt.store.close()
 
 
 @pytest.fixture

@@ -22,6 +22,7 @@ from core.customers import CustomerRecord
 from core.settings import Settings
 from dialogue.assembly import Runtime
 from huashu.app import create_app
+from store.sql import SqlStore
 from tests.conftest import ROOT
 from tests.wecom.conftest import AES_KEY, AGENT_KEY, CORP_ID, TOKEN
 from wecom.callback import CallbackMessage
@@ -88,7 +89,7 @@ def wsettings(tmp_path: Path, wecom_api: tuple[str, list[str]]) -> Settings:
 
 @pytest.fixture
 def sidebar_app(kw_runtime: Runtime) -> Iterator[tuple[str, FastAPI]]:
-    assert kw_runtime.store is not None
+    assert isinstance(kw_runtime.store, SqlStore)
     kw_runtime.store.upsert_customers([CustomerRecord(
         "w_wang", "13800000099", name="王芳", gender="F", external_userid="wmWangFang001",
         persona_group="白领女性", price_sensitivity="high", deposit_paid=True, deposit_product="玻尿酸水光精华",
