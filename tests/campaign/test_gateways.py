@@ -6,9 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,7 +14,6 @@ from typing import Any
 import httpx
 import jsonschema
 import pytest
-import uvicorn
 
 from campaign import behaviour as bh
 from campaign.channels import CallRequest, PlaceError
@@ -29,6 +25,7 @@ from core.settings import Settings
 from server.security import verify
 from tests.campaign.conftest import customers
 from tests.conftest import SCRIPTS
+from tests.live import serve
 from tests.server.conftest import make_runtime
 
 SCHEMA = json.loads((Path(__file__).parent / "data" / "jambonz_create_call.schema.json").read_text())
@@ -81,12 +78,6 @@ def test_webhook_placer_signs_and_maps_refusals() -> None:
         placer.place(CallRequest("push:call:c0002", "c0002", "presale_deposit"))
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[tuple[str, Any]]:
     """The real app on uvicorn (keyword classifier instead of the trained model)."""
@@ -95,16 +86,8 @@ def server(tmp_path: Path) -> Iterator[tuple[str, Any]]:
     settings = Settings(data_dir=tmp_path / "data", cache_dir=tmp_path / "cache", gateway_secret="s3cret",
                         agent_keys="k", calling_window="00:00-24:00")
     runtime = make_runtime(settings)
-    port = _free_port()
-    srv = uvicorn.Server(uvicorn.Config(create_app(settings, runtime=runtime), host="127.0.0.1", port=port,
-                                        log_level="warning"))
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    while not srv.started:
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}", runtime.store
-    srv.should_exit = True
-    thread.join(10)
+    for url in serve(create_app(settings, runtime=runtime)):
+        yield url, runtime.store
     assert runtime.store is not None
     runtime.store.close()
 

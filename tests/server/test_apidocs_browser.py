@@ -3,9 +3,6 @@ leaves the server refused: the assets come from the fastapi-offline package, not
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,36 +11,17 @@ import pytest
 from core.settings import Settings
 from huashu.app import create_app
 from tests.conftest import ROOT
+from tests.live import CHROMIUM, CHROMIUM_ARGS, serve
 from tests.server.conftest import make_runtime
 
-CHROMIUM = Path("/usr/bin/chromium")
 SHOTS = ROOT / "test-output"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture
 def base_url(tmp_path: Path) -> Iterator[str]:
-    import uvicorn
-
     settings = Settings(data_dir=tmp_path / "data", cache_dir=tmp_path / "cache")
     runtime = make_runtime(settings)
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(settings, runtime=runtime), host="127.0.0.1", port=port,
-                                           log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    yield from serve(create_app(settings, runtime=runtime))
     if runtime.store is not None:
         runtime.store.close()
 
@@ -73,8 +51,7 @@ def test_docs_render_with_the_network_off(base_url: str) -> None:
             route.abort("internetdisconnected")
 
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=[
-            "--headless", "--no-sandbox", "--disable-background-networking", "--disable-gpu"])
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
             context = browser.new_context(viewport={"width": 1200, "height": 900})
             context.route("**/*", offline)

@@ -4,11 +4,7 @@ and leave a screenshot in test-output/."""
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,34 +12,15 @@ import pytest
 from dialogue.assembly import Runtime
 from huashu.app import create_app
 from tests.conftest import ROOT
+from tests.live import CHROMIUM, CHROMIUM_ARGS, serve
 from tests.wecom.conftest import AGENT_KEY
 
-CHROMIUM = Path("/usr/bin/chromium")
 SHOTS = ROOT / "test-output"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture
 def base_url(real_runtime: Runtime) -> Iterator[str]:
-    import uvicorn
-
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(real_runtime.settings, runtime=real_runtime),
-                                           host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    yield from serve(create_app(real_runtime.settings, runtime=real_runtime))
 
 
 @pytest.mark.browser
@@ -56,8 +33,7 @@ def test_sidebar_shows_profile_last_call_and_live_suggestions(base_url: str, rea
     shot = SHOTS / "wecom-sidebar.png"
     shot.unlink(missing_ok=True)
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=[
-            "--headless", "--no-sandbox", "--disable-background-networking", "--disable-gpu"])
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
             context = browser.new_context(viewport={"width": 420, "height": 1000}, locale="zh-CN",
                                           timezone_id="Asia/Shanghai")

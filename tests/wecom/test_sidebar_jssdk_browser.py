@@ -8,9 +8,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,36 +21,14 @@ from dialogue.assembly import Runtime
 from huashu.app import create_app
 from store.sql import SqlStore
 from tests.conftest import ROOT
+from tests.live import CHROMIUM, CHROMIUM_ARGS, serve
 from tests.wecom.conftest import AES_KEY, AGENT_KEY, CORP_ID, TOKEN
 from wecom.callback import CallbackMessage
 
-CHROMIUM = Path("/usr/bin/chromium")
 SHOTS = ROOT / "test-output"
 TICKET = "agent-config-ticket-from-the-stand-in"
 AGENT_ID = "1000002"
 SECRET = "sidebar-app-secret"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def serve(app: Any) -> Iterator[str]:
-    import uvicorn
-
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
 
 
 @pytest.fixture
@@ -119,8 +94,7 @@ def test_sidebar_follows_the_jssdk_flow_from_agentconfig_to_sendchatmessage(
     SHOTS.mkdir(exist_ok=True)
     shot = SHOTS / "wecom-sidebar-jssdk.png"
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=[
-            "--headless", "--no-sandbox", "--disable-background-networking", "--disable-gpu"])
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
             context = browser.new_context(viewport={"width": 420, "height": 1000}, locale="zh-CN",
                                           timezone_id="Asia/Shanghai")
