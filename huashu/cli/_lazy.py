@@ -31,7 +31,7 @@ def _constructor(module: str, name: str) -> Any:
 
 
 if TYPE_CHECKING:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
     from rich.table import Table
 
     from core.settings import Settings
@@ -43,6 +43,7 @@ else:
     MofNCompleteColumn = _constructor("rich.progress", "MofNCompleteColumn")
     TextColumn = _constructor("rich.progress", "TextColumn")
     TimeElapsedColumn = _constructor("rich.progress", "TimeElapsedColumn")
+    TaskProgressColumn = _constructor("rich.progress", "TaskProgressColumn")
 
-__all__ = ["BarColumn", "MofNCompleteColumn", "Progress", "Settings", "Table", "TextColumn",
+__all__ = ["BarColumn", "MofNCompleteColumn", "Progress", "Settings", "Table", "TaskProgressColumn", "TextColumn",
            "TimeElapsedColumn", "console"]

@@ -10,10 +10,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
-from core.settings import Settings
+from huashu.cli._lazy import BarColumn, Progress, Settings, Table, TaskProgressColumn, TextColumn, TimeElapsedColumn
 from huashu.cli.store import _fail, _instant, _store, campaign_app, err, out
 
 if TYPE_CHECKING:
