@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import threading
-import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -19,10 +18,9 @@ from campaign.channels import CallRequest
 from core.customers import CustomerRecord
 from core.settings import Settings
 from store.providers import OutboundMessage
-from tests.conftest import skip_or_fail
+from tests.store.conftest import temporary_pg_database
 
 TZ = ZoneInfo("Asia/Shanghai")
-PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 REDIS_URL = os.environ.get("HUASHU_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 AMQP_URL = os.environ.get("HUASHU_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
 
@@ -34,23 +32,8 @@ def at(text: str) -> datetime:
 @pytest.fixture
 def fresh_pg() -> Iterator[str]:
     """A new PostgreSQL database for one test (dropped afterwards)."""
-    import psycopg
-    import sqlalchemy as sa
-
-    try:
-        psycopg.connect(host="127.0.0.1", port=5432, user="postgres", dbname="postgres", connect_timeout=3).close()
-    except psycopg.Error as exc:
-        skip_or_fail(f"PostgreSQL unreachable: {exc}")
-    name = f"huashu_camp_{uuid.uuid4().hex[:10]}"
-    admin = sa.create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
-    finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with temporary_pg_database("huashu_camp") as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])

@@ -10,6 +10,7 @@ import os
 import sqlite3
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
@@ -41,15 +42,16 @@ def _pg_reachable() -> str | None:
         return f"PostgreSQL at {PG_HOST}:{PG_PORT} unreachable: {str(exc).strip().splitlines()[0]}"
 
 
-@pytest.fixture(scope="session")
-def pg_url() -> Iterator[str]:
-    """A fresh, uniquely named database for this test session (dropped afterwards)."""
+@contextmanager
+def temporary_pg_database(prefix: str) -> Iterator[str]:
+    """A new, uniquely named PostgreSQL database (skip, or fail in CI, when the server is away);
+    dropped afterwards."""
     problem = _pg_reachable()
     if problem:
         skip_or_fail(problem)
     import sqlalchemy as sa
 
-    name = f"huashu_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    name = f"{prefix}_{os.getpid()}_{uuid.uuid4().hex[:8]}"
     admin = sa.create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
@@ -59,6 +61,13 @@ def pg_url() -> Iterator[str]:
         with admin.connect() as conn:
             conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> Iterator[str]:
+    """A fresh database for this test session."""
+    with temporary_pg_database("huashu_test") as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
