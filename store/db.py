@@ -115,14 +115,20 @@ def migrate(engine: Engine) -> None:
     """Upgrade the database to the newest migration (idempotent, safe with concurrent openers)."""
     if at_head(engine):
         return
+    upgrade_to_head(engine, MIGRATIONS_DIR, _MIGRATION_LOCK_ID)
+
+
+def upgrade_to_head(engine: Engine, script_location: Path, lock_id: int) -> None:
+    """Run one Alembic history to head inside a transaction; on PostgreSQL an advisory lock
+    (`lock_id`) serialises processes that open the same database at once."""
     from alembic import command
     from alembic.config import Config
 
     cfg = Config()
-    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    cfg.set_main_option("script_location", str(script_location))
     with engine.begin() as conn:
         if conn.dialect.name == "postgresql":
-            conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _MIGRATION_LOCK_ID})
+            conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": lock_id})
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")
 
