@@ -20,6 +20,7 @@ from pathlib import Path
 
 from core.vocab import INTENT_SET
 from nlu.data import NluData, NluDataError, load_file, problem_at
+from nlu.sound import syllable
 from nlu.text import normalize
 
 # The rules layer is reserved for these: a rule for anything else would bypass the model on
@@ -34,10 +35,7 @@ _syllables: dict[str, int] = {}
 
 @lru_cache(maxsize=65536)
 def _sound_char(char: str) -> str:
-    from pypinyin import Style, lazy_pinyin
-
-    syllable = lazy_pinyin(char, style=Style.NORMAL)[0]
-    return chr(_SOUND_BASE + _syllables.setdefault(syllable, len(_syllables)))
+    return chr(_SOUND_BASE + _syllables.setdefault(syllable(char), len(_syllables)))
 
 
 def sound_text(norm: str) -> str:
@@ -120,14 +118,6 @@ class RuleSet:
             if rule.intent not in SOUND_INTENTS or "__" in rule.name or vetoed.get(rule.intent):
                 continue
             if any(g.search(heard) for g in self.guards.get(rule.intent, ())):
-                continue
-            m = rule.pattern.search(heard)
-            if m:
-                return RuleHit(rule.intent, rule.name + "~sound", rule.pattern.pattern, m.group())
-        return None
-        heard = sound_text(norm)
-        for rule in self.sound:
-            if vetoed.get(rule.intent) or any(g.search(heard) for g in self.guards.get(rule.intent + "~", ())):
                 continue
             m = rule.pattern.search(heard)
             if m:
