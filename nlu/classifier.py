@@ -69,14 +69,11 @@ def clauses(text: str) -> list[str]:
 
 def rule_clauses(text: str, rules: RuleSet) -> list[str]:
     """Without any other clause break, a rule's match is a clause of its own: what is said
-    before or after it (three characters or more) is another (你们的奶粉有问题以后别打了 →
-    你们的奶粉有问题以后 | 别打了)."""
+    before or after it (three characters or more) is another (买的面霜有问题以后别打了 →
+    买的面霜有问题 | 以后别打了)."""
     norm = normalize(text)
-    for hit in rules.match_all(norm):
-        at = norm.find(hit.matched)
-        if at < 0:
-            continue
-        before, match, after = norm[:at], hit.matched, norm[at + len(hit.matched):]
+    for at, end in rules.spans(norm).values():
+        before, match, after = norm[:at], norm[at:end], norm[end:]
         if len(before) < 3:  # a word or two beside the match belongs to its clause
             before, match = "", before + match
         if len(after) < 3:
@@ -162,14 +159,17 @@ class HuashuClassifier:
     def _with_secondary(self, parse: Parse, parts: list[str], probs: np.ndarray) -> Parse:
         """Add the most confident other intent that a rule or a single clause carries. A bare
         greeting in front of a question (喂你好，哪位？), or a whole too unsure to act on, gives
-        the best clause's intent as the intent. The compliance intents come from rules only."""
+        the best clause's intent as the intent. The compliance intents come from rules only, but
+        for a complaint said beside an opt-out (买的面霜有问题以后别打了): the model may hear the
+        complaint clause, since the customer is not called again either way."""
         found: list[tuple[str, float]] = [(h.intent, RULE_CONFIDENCE) for h in self.rules.match_all(parse.text)]
         for part, p in zip(parts, probs, strict=True):
             hit = next(iter(self.rules.match_all(part)), None)  # untagged rules only
             top = int(p.argmax())
             if hit is not None:
                 found.append((hit.intent, RULE_CONFIDENCE))
-            elif self.intents[top] not in RULE_INTENTS:
+            elif self.intents[top] not in RULE_INTENTS or (
+                    self.intents[top] == "complaint" and parse.intent == "opt_out"):
                 found.append((self.intents[top], float(p[top])))
         cands = sorted(((i, c) for i, c in found if i not in _NO_SECONDARY and c >= SECONDARY_THRESHOLD),
                        key=lambda ic: -ic[1])

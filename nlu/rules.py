@@ -143,6 +143,25 @@ class RuleSet:
         return list(hits.values())
 
 
+    def spans(self, text: str) -> dict[str, tuple[int, int]]:
+        """Per intent, the stretch of the normalised text that its untagged rules match (from the
+        earliest start to the latest end), guards applied: where that intent was said."""
+        norm = normalize(text)
+        out: dict[str, tuple[int, int]] = {}
+        vetoed: dict[str, bool] = {}
+        for rule in self.rules:
+            if "__" in rule.name:
+                continue
+            if rule.intent not in vetoed:
+                vetoed[rule.intent] = any(g.search(norm) for g in self.guards.get(rule.intent, ()))
+            if vetoed[rule.intent]:
+                continue
+            for m in rule.pattern.finditer(norm):
+                lo, hi = out.get(rule.intent, (m.start(), m.end()))
+                out[rule.intent] = (min(lo, m.start()), max(hi, m.end()))
+        return out
+
+
 def _intent_of(name: str, prefix: str, origin: str) -> str:
     intent = name[len(prefix):].split("__", 1)[0]
     if intent not in INTENT_SET:
