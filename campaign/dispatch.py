@@ -36,6 +36,7 @@ log = logging.getLogger("huashu.campaign")
 QUEUE = "huashu_campaign"
 ACTOR = "huashu_execute_touches"
 BATCH = 50  # touch ids per message: one claim, one provider request, one commit per phase
+BACKEND_RETRY_S = 2.0  # a touch held back while the pacing backend is unreachable is tried again after this
 
 
 def make_broker(url: str, namespace: str = "huashu") -> dramatiq.Broker:
@@ -51,6 +52,15 @@ def make_broker(url: str, namespace: str = "huashu") -> dramatiq.Broker:
 
         return RabbitmqBroker(url=url, confirm_delivery=True)
     raise StoreError(f"HUASHU_BROKER_URL must be redis://… or amqp://… (or empty: in-process), got {url!r}")
+
+
+def _backend_errors() -> tuple[type[BaseException], ...]:
+    """What a rate limiter backend raises when its server is away."""
+    try:
+        from redis import RedisError
+    except ImportError:
+        return (OSError,)
+    return (OSError, RedisError)
 
 
 def make_limiter_backend(redis_url: str) -> RateLimiterBackend:
@@ -84,9 +94,15 @@ class Pacer:
         limit = max(1, int(per_s)) if per_s >= 1 else 1
         rate = self._limiter(touch.channel, camp.name, lambda: BucketRateLimiter(
             self.backend, f"{self.prefix}rate:{touch.channel}:{camp.name}", limit=limit, bucket=bucket_ms))
-        with rate.acquire(raise_on_failure=False) as ok:
-            if not ok:
-                raise Paced(bucket_ms / 1000)
+        try:
+            with rate.acquire(raise_on_failure=False) as ok:
+                if not ok:
+                    raise Paced(bucket_ms / 1000)
+        except _backend_errors() as exc:
+            # The limits cannot be counted (Redis restarting, say): send nothing now rather than
+            # unpaced, and try again shortly, not after the 10 minutes of a failed send.
+            log.warning("pacing backend unavailable (%s): touch %d held back", exc, touch.id)
+            raise Paced(BACKEND_RETRY_S) from None
         if touch.channel != "call":
             return
         # Concurrent calls per trunk are counted in the store (a call lasts minutes, longer than any
