@@ -49,6 +49,7 @@ def cascade_yaml(name: str, *, sms_per_second: int = 200, calls_per_second: int 
 name: {name}
 crowd: deposit_unpaid
 pacing: {{calls_per_second: {calls_per_second}, sms_per_second: {sms_per_second}, trunk_concurrency: 1000}}
+vars: {{deadline: "2099-12-10", balance_start: "2099-12-11", balance_end: "2099-12-13"}}  # the facts check
 steps:
   - id: invite
     channel: wecom
