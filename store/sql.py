@@ -20,7 +20,7 @@ from store import schema as t
 from store.codec import as_aware, result_to_payload, row_to_result
 from store.db import create_engine, insert, is_connectivity_error, migrate, open_lock, safe_url, translate_errors
 from store.durable import DurableWrites, jsonable
-from store.errors import StoreError
+from store.errors import ExternalIdConflictError, StoreError
 from store.gate import (
     DO_NOT_CONTACT,
     FREQUENCY_CAP,
@@ -100,6 +100,11 @@ class SqlStore(DurableWrites):
         return self._tx(lambda conn: conn.execute(
             sa.select(c.customer_id).where(c.external_userid == external_userid)).scalar())
 
+    def customers_by_external(self, external_userids: Iterable[str]) -> dict[str, str]:
+        """external_userid → the customer holding it, for those of these ids the store knows."""
+        ids = sorted(set(external_userids))
+        return self._tx(lambda conn: _external_holders(conn, ids))
+
     def _load_customer(self, conn: Connection, customer_id: str) -> Customer | None:
         row = self._customer_row(conn, customer_id)
         return None if row is None else self._customer_from(conn, row)
@@ -160,6 +165,7 @@ class SqlStore(DurableWrites):
 
         def run(conn: Connection) -> int:
             now = self._now()
+            _no_external_conflicts(conn, items)
             for i in range(0, len(items), batch):
                 writer.upsert_customers(conn, items[i:i + batch], self.keys, now)
                 if progress:
@@ -362,3 +368,45 @@ def _check_key(engine: Engine, keys: PhoneKeys, url: str) -> None:
         raise StoreError(
             f"the database at {safe_url(url)} was written with another phone key: set HUASHU_PHONE_KEY "
             "to the key used before (or restore <data_dir>/phone.key)")
+
+
+def _external_holders(conn: Connection, ids: Sequence[str]) -> dict[str, str]:
+    c = t.customers.c
+    out: dict[str, str] = {}
+    for i in range(0, len(ids), 2000):
+        q = sa.select(c.external_userid, c.customer_id).where(c.external_userid.in_(ids[i:i + 2000]))
+        out.update({str(e): str(cid) for e, cid in conn.execute(q)})
+    return out
+
+
+def _no_external_conflicts(conn: Connection, items: Sequence[CustomerRecord]) -> None:
+    """Before any write, refuse an import that gives an external_userid another customer holds
+    (the unique constraint would otherwise stop it half-way with a raw IntegrityError), unless
+    that customer is in the same import with another value: the file is the truth for the
+    customers it names, so a WeCom contact moves (holders cleared first, in this transaction).
+    Two customers never share one."""
+    wanted: dict[str, str] = {}
+    conflicts: list[tuple[str, str, str]] = []
+    for r in items:
+        if r.external_userid:
+            if r.external_userid in wanted:  # (parse_csv reports these by line; callers of the API)
+                conflicts.append((r.external_userid, r.customer_id, wanted[r.external_userid]))
+            wanted.setdefault(r.external_userid, r.customer_id)
+    if not wanted:
+        return
+    named = {r.customer_id: r.external_userid for r in items}
+    holders = _external_holders(conn, sorted(wanted))
+    moving: list[str] = []
+    for ext, cid in wanted.items():
+        holder = holders.get(ext)
+        if holder is None or holder == cid:
+            continue
+        if holder in named and named[holder] != ext:
+            moving.append(holder)
+        else:
+            conflicts.append((ext, cid, holder))
+    if conflicts:
+        raise ExternalIdConflictError(sorted(conflicts))
+    if moving:
+        c = t.customers.c
+        conn.execute(sa.update(t.customers).where(c.customer_id.in_(moving)).values(external_userid=None))
