@@ -43,8 +43,8 @@ def _check(resp: httpx.Response, url: str) -> None:
 
 
 class WebhookPlacer:
-    """POST `{"call_id","customer_id","track","vars","campaign","step","callback_url","phone"?}` to
-    the merchant's originate URL, signed with the gateway secret."""
+    """POST `{"call_id","customer_id","track","vars","campaign","step","callback_url","phone"?,
+    "caller_id"?,"trunk"?}` to the merchant's originate URL, signed with the gateway secret."""
 
     def __init__(self, url: str, secret: str, callback_url: str, include_phone: bool = True,
                  client: httpx.Client | None = None) -> None:
@@ -62,6 +62,10 @@ class WebhookPlacer:
                                 "callback_url": self.callback_url}
         if call.phone:
             body["phone"] = call.phone
+        if call.caller_id:
+            body["caller_id"] = call.caller_id
+        if call.trunk:
+            body["trunk"] = call.trunk
         raw = json.dumps(body, ensure_ascii=False).encode()
         headers = {"Content-Type": "application/json", "Idempotency-Key": call.call_id}
         if self.secret:
@@ -107,8 +111,8 @@ class JambonzPlacer:
     def place(self, call: CallRequest) -> None:
         if not call.phone:
             raise PlaceError("no_phone")
-        body = jambonz_body(call, application_sid=self.application_sid, caller=self.caller,
-                            status_hook=self.status_hook, trunk=self.trunk)
+        body = jambonz_body(call, application_sid=self.application_sid, caller=call.caller_id or self.caller,
+                            status_hook=self.status_hook, trunk=call.trunk or self.trunk)
         resp = _post(self._client, self.url, body, {"Content-Type": "application/json",
                                                      "Authorization": f"Bearer {self.api_key}",
                                                      "Idempotency-Key": call.call_id})

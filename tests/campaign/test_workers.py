@@ -44,6 +44,7 @@ CASCADE = """\
 name: push500
 crowd: deposit_unpaid
 pacing: {calls_per_second: 200, sms_per_second: 200, trunk_concurrency: 1000}
+vars: {deadline: "2099-12-10", balance_start: "2099-12-11", balance_end: "2099-12-13"}  # the facts check
 steps:
   - id: invite
     channel: wecom
