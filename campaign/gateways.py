@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 
 from campaign.channels import CallRequest, PlaceError
+from core.callstatus import line_result
 from store.errors import StoreError
 
 
@@ -119,23 +120,13 @@ class JambonzPlacer:
         _check(resp, self.url)
 
 
-# jambonz call status hook → our call result (call_status values of jambonz's CallStatus payload).
-JAMBONZ_STATUS = {"completed": "answered", "in-progress": "", "busy": "busy", "no-answer": "no_answer",
-                  "failed": "failed", "trying": "", "ringing": "", "early-media": ""}
-
-
 def jambonz_result(payload: dict[str, Any]) -> tuple[str, str, str] | None:
-    """(call_id, result, reason) from a jambonz call status hook; None for progress updates."""
-    status = str(payload.get("call_status", ""))
-    result = JAMBONZ_STATUS.get(status, "failed")
+    """(call_id, result, reason) from a jambonz call status hook; None for progress updates.
+    Result and reason from the call_status, SIP cause and duration (core.callstatus)."""
     tag = payload.get("customerData") or payload.get("tag") or {}
     call_id = str(tag.get("huashu_call_id", "")) if isinstance(tag, dict) else ""
-    if not result or not call_id:
+    status = payload.get("call_status")
+    parsed = line_result(status, payload.get("sip_status"), payload.get("duration")) if isinstance(status, str) else None
+    if parsed is None or not call_id:
         return None
-    if status == "completed" and int(payload.get("duration", 1) or 0) == 0:
-        result = "no_answer"
-    sip = payload.get("sip_status")
-    reason = f"sip_{sip}" if result == "failed" and sip else ""
-    if result == "failed" and sip in (404, 484, 604):
-        result, reason = "unreachable", "invalid_number"
-    return call_id, result, reason
+    return call_id, *parsed

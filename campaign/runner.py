@@ -24,6 +24,7 @@ from campaign.channels import CallPlacer, CallRequest, PlaceError
 from campaign.eligibility import still_in, target_if_in, targets_in
 from campaign.repo import Touch, Touches, TrunkFull, TrunkLimit
 from campaign.spec import RunCampaign, RunStep
+from core.callstatus import reason_tag, unreached_result
 from core.vocab import UNREACHABLE_REASON_SET
 from store import schema as t
 from store.campaigns import render
@@ -455,6 +456,9 @@ class Runner:
             self.store.record_attempt(touch.customer_id, touch.key, at, "call")  # caps count connected calls
             ok = self.touches.finish(touch, status="answered", at=at, answered=True, result=result, any_claim=True)
             return "answered" if ok else "duplicate"
+        tag = reason_tag(result, reason)
+        if tag is not None:  # the line was never picked up: the store keeps why (the gate reads it)
+            self.store.write_result(unreached_result(touch.key, touch.customer_id, step.spec.track or "", tag, at))
         key = reason if result == "unreachable" and reason in UNREACHABLE_REASONS else result
         rule = step.retry_rule(key)
         status = result if result in ("busy", "no_answer", "failed", "unreachable") else "failed"
