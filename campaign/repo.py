@@ -408,9 +408,9 @@ class Touches:
         if len(parts) < 3:
             return None
         campaign, step, customer = parts[0], parts[1], ":".join(parts[2:])
-        tid = self._tx(lambda conn: conn.execute(sa.select(TOUCH.id).where(
-            TOUCH.campaign == campaign, TOUCH.step == step, TOUCH.customer_id == customer)).scalar())
-        return None if tid is None else self.get(int(tid))
+        row = self._tx(lambda conn: conn.execute(sa.select(*TOUCH_COLUMNS).where(
+            TOUCH.campaign == campaign, TOUCH.step == step, TOUCH.customer_id == customer)).first())
+        return None if row is None else Touch(*row)  # type: ignore[call-arg]
 
     def call_attempts(self, customer_id: str, since: datetime) -> list[datetime]:
         """Times of call attempts to this callee since `since` (carrier rules count attempts)."""
