@@ -165,6 +165,9 @@ class WhisperRecognizer:
         self._busy = 0
         self._queue: list[_Job] = []
         self._slots = threading.Semaphore(cfg.num_workers)  # batches decoding at once
+        # Running totals for benchmarks and metrics: utterances decoded, model passes (a batch
+        # is one), speculative decodes started and those whose result was used.
+        self.counts = {"decoded": 0, "passes": 0, "speculative": 0, "speculative_used": 0}
 
     def speculate(self, fn: Callable[[], Transcript]) -> Future[Transcript] | None:
         """Run `fn` in the background if a model worker is idle, else None: under load,
@@ -174,7 +177,12 @@ class WhisperRecognizer:
                 return None
             if self._executor is None:
                 self._executor = ThreadPoolExecutor(self.config.num_workers, thread_name_prefix="whisper")
+            self.counts["speculative"] += 1
             return self._executor.submit(fn)
+
+    def _count(self, key: str, n: int = 1) -> None:
+        with self._lock:
+            self.counts[key] += n
 
     # -- protocol -----------------------------------------------------------------------------
 
@@ -238,6 +246,8 @@ class WhisperRecognizer:
             window_s = min(30.0, max(cfg.min_window_s, max(math.ceil(s + cfg.window_pad_s) for s in speech)))
             prompts = [self._prompt(j.hints) for j in jobs]
             outs = self._run_batch([j.samples for j in jobs], window_s, [p for p, _ in prompts], speech)
+            self._count("passes")
+            self._count("decoded", len(jobs))
             for j, (text, logprob, no_speech), (_, prompt_text), s in zip(jobs, outs, prompts, speech, strict=True):
                 j.result = self._guard(text, logprob, no_speech, s, prompt_text, j.hints, window_s)
         except Exception as exc:  # every waiting caller gets the error, none hangs
@@ -275,6 +285,8 @@ class WhisperRecognizer:
         window_s = min(30.0, max(cfg.min_window_s, math.ceil(speech_s + cfg.window_pad_s)))
         prompt, prompt_text = self._prompt(hints)
         text, logprob, no_speech = self._run(samples, window_s, prompt, speech_s)
+        self._count("passes")
+        self._count("decoded")
         if cfg.fallback_logprob is not None and window_s < 30.0 and logprob < cfg.fallback_logprob:
             # Unsure on the short window: the full 30 s window Whisper was trained on does better
             # on hard (noisy) audio, at ~3x the cost, so only for these.
@@ -374,5 +386,6 @@ class WhisperStream:
 
     def finish(self) -> Transcript:
         if self._pending is not None and self._pending[0] == self._n:
+            self._rec._count("speculative_used")
             return self._pending[1].result()
         return self._decode(self._samples())

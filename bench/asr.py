@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import sys
 import threading
 import time
@@ -191,9 +192,20 @@ def concurrency(rec: Recognizer, files: list[Path], calls: int, seconds: float) 
             plan.append((clip, gap))
             t += gap + len(clip) / 8000
         plans.append(plan)
+    audio_s = float(np.mean([sum(gap + len(clip) / 8000 for clip, gap in plan) + 2.0 for plan in plans]))
+    cpu0 = cpu_seconds()
     lat, lag, left, _ = play_calls(rec, plans, 8000)
+    # Process CPU time (every thread) per second of call audio: the cores these calls need,
+    # which other load on the machine barely changes (unlike the latencies).
+    cores = (cpu_seconds() - cpu0) / audio_s
     return {"p50": pct(lat, 50), "p90": pct(lat, 90), "p99": pct(lat, 99), "lag": lag, "left": left,
-            "n": len(lat)}
+            "n": len(lat), "cores": cores}
+
+
+def cpu_seconds() -> float:
+    """User + system CPU time of this process, all threads (ctranslate2's included)."""
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
 
 
 def write_section(path: Path, heading: str, lines: list[str]) -> None:

@@ -27,6 +27,8 @@ class CallRequest:
     phone: str = ""  # unmasked, only for placers built with include_phone
     campaign: str = ""
     step: str = ""
+    caller_id: str = ""  # the number of the trunk's pool this callee is called from ("": the placer's own)
+    trunk: str = ""  # the gateway's name of the trunk ("": the placer's own)
 
 
 class CallPlacer(Protocol):

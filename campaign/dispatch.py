@@ -6,8 +6,9 @@ store decides (claims), so a lost or duplicated message costs nothing: the sched
 every due touch that is not done, and a second delivery finds the touch already claimed.
 
 Pacing uses Dramatiq's rate limiters on a Redis backend (in-process backend without Redis):
-calls per second per campaign and SMS per second per campaign; concurrent calls per trunk are
-counted from the store (calls placed and not finished).
+calls per second per campaign and SMS per second per campaign, in buckets of the runner's clock
+(the wall clock, or `campaign simulate`'s simulated one). Concurrent calls per trunk are not a
+rate: they are admitted in the store (campaign.repo.Touches.begin_send), across campaigns.
 """
 
 from __future__ import annotations
@@ -17,16 +18,15 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import dramatiq
-import sqlalchemy as sa
 from dramatiq.brokers.stub import StubBroker
-from dramatiq.rate_limits import BucketRateLimiter, RateLimiter
+from dramatiq.rate_limits import BucketRateLimiter
 from dramatiq.rate_limits.backend import RateLimiterBackend
 from dramatiq.rate_limits.backends import StubBackend
 
-from campaign import tables as ct
 from campaign.repo import Touch
 from campaign.runner import Paced, Runner
 from campaign.spec import RunCampaign
@@ -36,6 +36,7 @@ log = logging.getLogger("huashu.campaign")
 QUEUE = "huashu_campaign"
 ACTOR = "huashu_execute_touches"
 BATCH = 50  # touch ids per message: one claim, one provider request, one commit per phase
+BACKEND_RETRY_S = 2.0  # a touch held back while the pacing backend is unreachable is tried again after this
 
 
 def make_broker(url: str, namespace: str = "huashu") -> dramatiq.Broker:
@@ -53,6 +54,15 @@ def make_broker(url: str, namespace: str = "huashu") -> dramatiq.Broker:
     raise StoreError(f"HUASHU_BROKER_URL must be redis://… or amqp://… (or empty: in-process), got {url!r}")
 
 
+def _backend_errors() -> tuple[type[BaseException], ...]:
+    """What a rate limiter backend raises when its server is away."""
+    try:
+        from redis import RedisError
+    except ImportError:
+        return (OSError,)
+    return (OSError, RedisError)
+
+
 def make_limiter_backend(redis_url: str) -> RateLimiterBackend:
     if redis_url:
         from dramatiq.rate_limits.backends import RedisBackend
@@ -61,55 +71,80 @@ def make_limiter_backend(redis_url: str) -> RateLimiterBackend:
     return StubBackend()
 
 
+def _wall() -> datetime:
+    return datetime.now(UTC)
+
+
+class ClockedBucketLimiter(BucketRateLimiter):
+    """Dramatiq's bucket rate limiter with its buckets read off `clock` instead of time.time(), so
+    the simulated clock of `campaign simulate` paces exactly as the wall clock does. Keys outlive
+    their bucket by a minute: a simulated second may take longer than a real one."""
+
+    def __init__(self, backend: RateLimiterBackend, key: str, *, limit: int, bucket: int,
+                 clock: Callable[[], datetime]) -> None:
+        super().__init__(backend, key, limit=limit, bucket=bucket)
+        self.clock = clock
+
+    def bucket_of(self) -> tuple[int, int]:
+        """(this bucket's start, the next one's) in ms of the clock."""
+        ms = int(self.clock().timestamp() * 1000)
+        start = ms - ms % self.bucket
+        return start, start + self.bucket
+
+    def _acquire(self) -> bool:
+        start, _ = self.bucket_of()
+        key, ttl = f"{self.key}@{start}", self.bucket + 60_000
+        if self.backend.add(key, 1, ttl=ttl):
+            return True
+        return bool(self.backend.incr(key, 1, maximum=self.limit, ttl=ttl))
+
+
 @dataclass
 class Pacer:
-    """Checked by the runner right before it sends; raises Paced when a limit is full."""
+    """Checked by the runner right before it sends; raises Paced (with the time until the next
+    bucket) when this second's calls or SMS of the campaign are used up."""
 
     backend: RateLimiterBackend
-    in_flight: Callable[[str], int]  # calls of a campaign placed and not finished (from the store)
     prefix: str = "huashu:"
-    _limiters: dict[tuple[str, str], RateLimiter] = field(default_factory=dict)
+    clock: Callable[[], datetime] = _wall
+    _limiters: dict[tuple[str, str], ClockedBucketLimiter] = field(default_factory=dict)
 
-    def _limiter(self, kind: str, key: str, make: Callable[[], RateLimiter]) -> RateLimiter:
-        if (kind, key) not in self._limiters:
-            self._limiters[(kind, key)] = make()
-        return self._limiters[(kind, key)]
+    def _limiter(self, channel: str, campaign: str, per_s: float) -> ClockedBucketLimiter:
+        limiter = self._limiters.get((channel, campaign))
+        if limiter is None:
+            bucket_ms = 1000 if per_s >= 1 else int(1000 / per_s)
+            limit = max(1, int(per_s)) if per_s >= 1 else 1
+            limiter = self._limiters[(channel, campaign)] = ClockedBucketLimiter(
+                self.backend, f"{self.prefix}rate:{channel}:{campaign}", limit=limit, bucket=bucket_ms,
+                clock=self.clock)
+        return limiter
 
     def __call__(self, touch: Touch, camp: RunCampaign) -> None:
         pacing = camp.file.pacing
         if touch.channel == "wecom":
             return
         per_s = pacing.calls_per_second if touch.channel == "call" else pacing.sms_per_second
-        bucket_ms = 1000 if per_s >= 1 else int(1000 / per_s)
-        limit = max(1, int(per_s)) if per_s >= 1 else 1
-        rate = self._limiter(touch.channel, camp.name, lambda: BucketRateLimiter(
-            self.backend, f"{self.prefix}rate:{touch.channel}:{camp.name}", limit=limit, bucket=bucket_ms))
-        with rate.acquire(raise_on_failure=False) as ok:
-            if not ok:
-                raise Paced(bucket_ms / 1000)
-        if touch.channel != "call":
-            return
-        # Concurrent calls per trunk are counted in the store (a call lasts minutes, longer than any
-        # lock a worker could hold); concurrent placers may overshoot by one call each.
-        if self.in_flight(camp.name) >= pacing.trunk_concurrency:
-            raise Paced(1.0)
+        rate = self._limiter(touch.channel, camp.name, per_s)
+        try:
+            with rate.acquire(raise_on_failure=False) as ok:
+                if not ok:
+                    ms = int(self.clock().timestamp() * 1000)
+                    raise Paced(max(rate.bucket_of()[1] - ms, 1) / 1000)
+        except _backend_errors() as exc:
+            # The limits cannot be counted (Redis restarting, say): send nothing now rather than
+            # unpaced, and try again shortly, not after the 10 minutes of a failed send.
+            log.warning("pacing backend unavailable (%s): touch %d held back", exc, touch.id)
+            raise Paced(BACKEND_RETRY_S) from None
 
 
-def calls_in_flight(runner: Runner) -> Callable[[str], int]:
-    c = ct.touches.c
-
-    def count(campaign: str) -> int:
-        return int(runner.store._tx(lambda conn: conn.execute(sa.select(sa.func.count()).where(
-            c.campaign == campaign, c.channel == "call", c.state.in_(("sending", "waiting")))).scalar()) or 0)
-    return count
-
-
-def declare(broker: dramatiq.Broker, runner: Callable[[], Runner]) -> dramatiq.Actor[Any, Any]:
+def declare(broker: dramatiq.Broker, runner: Callable[[], Runner], resend_paced: bool = True
+            ) -> dramatiq.Actor[Any, Any]:
     """The touch actor on `broker`: a message is a batch of touch ids (the runner is looked up per
-    message). Ids a pacing limit sent back are enqueued again after a delay."""
+    message). Ids a pacing limit sent back are enqueued again after a delay (`campaign simulate`
+    turns that off: its scheduler lists them again at the next simulated second)."""
     def execute_touches(touch_ids: list[int]) -> None:
         results, paced = runner().execute_batch([int(i) for i in touch_ids])
-        if paced:
+        if paced and resend_paced:
             actor.send_with_options(args=(paced,), delay=1000)
         log.debug("touches %s: %s", touch_ids, results)
 

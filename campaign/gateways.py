@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 
 from campaign.channels import CallRequest, PlaceError
+from core.callstatus import line_result
 from store.errors import StoreError
 
 
@@ -43,8 +44,8 @@ def _check(resp: httpx.Response, url: str) -> None:
 
 
 class WebhookPlacer:
-    """POST `{"call_id","customer_id","track","vars","campaign","step","callback_url","phone"?}` to
-    the merchant's originate URL, signed with the gateway secret."""
+    """POST `{"call_id","customer_id","track","vars","campaign","step","callback_url","phone"?,
+    "caller_id"?,"trunk"?}` to the merchant's originate URL, signed with the gateway secret."""
 
     def __init__(self, url: str, secret: str, callback_url: str, include_phone: bool = True,
                  client: httpx.Client | None = None) -> None:
@@ -62,6 +63,10 @@ class WebhookPlacer:
                                 "callback_url": self.callback_url}
         if call.phone:
             body["phone"] = call.phone
+        if call.caller_id:
+            body["caller_id"] = call.caller_id
+        if call.trunk:
+            body["trunk"] = call.trunk
         raw = json.dumps(body, ensure_ascii=False).encode()
         headers = {"Content-Type": "application/json", "Idempotency-Key": call.call_id}
         if self.secret:
@@ -107,31 +112,21 @@ class JambonzPlacer:
     def place(self, call: CallRequest) -> None:
         if not call.phone:
             raise PlaceError("no_phone")
-        body = jambonz_body(call, application_sid=self.application_sid, caller=self.caller,
-                            status_hook=self.status_hook, trunk=self.trunk)
+        body = jambonz_body(call, application_sid=self.application_sid, caller=call.caller_id or self.caller,
+                            status_hook=self.status_hook, trunk=call.trunk or self.trunk)
         resp = _post(self._client, self.url, body, {"Content-Type": "application/json",
                                                      "Authorization": f"Bearer {self.api_key}",
                                                      "Idempotency-Key": call.call_id})
         _check(resp, self.url)
 
 
-# jambonz call status hook → our call result (call_status values of jambonz's CallStatus payload).
-JAMBONZ_STATUS = {"completed": "answered", "in-progress": "", "busy": "busy", "no-answer": "no_answer",
-                  "failed": "failed", "trying": "", "ringing": "", "early-media": ""}
-
-
 def jambonz_result(payload: dict[str, Any]) -> tuple[str, str, str] | None:
-    """(call_id, result, reason) from a jambonz call status hook; None for progress updates."""
-    status = str(payload.get("call_status", ""))
-    result = JAMBONZ_STATUS.get(status, "failed")
+    """(call_id, result, reason) from a jambonz call status hook; None for progress updates.
+    Result and reason from the call_status, SIP cause and duration (core.callstatus)."""
     tag = payload.get("customerData") or payload.get("tag") or {}
     call_id = str(tag.get("huashu_call_id", "")) if isinstance(tag, dict) else ""
-    if not result or not call_id:
+    status = payload.get("call_status")
+    parsed = line_result(status, payload.get("sip_status"), payload.get("duration")) if isinstance(status, str) else None
+    if parsed is None or not call_id:
         return None
-    if status == "completed" and int(payload.get("duration", 1) or 0) == 0:
-        result = "no_answer"
-    sip = payload.get("sip_status")
-    reason = f"sip_{sip}" if result == "failed" and sip else ""
-    if result == "failed" and sip in (404, 484, 604):
-        result, reason = "unreachable", "invalid_number"
-    return call_id, result, reason
+    return call_id, *parsed

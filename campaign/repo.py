@@ -8,12 +8,13 @@ UPDATE's WHERE (only one sees a row change).
 
 from __future__ import annotations
 
+import hashlib
 import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import sqlalchemy as sa
@@ -38,6 +39,21 @@ CHUNK = 2000
 TOUCH_COLUMNS = (TOUCH.id, TOUCH.campaign, TOUCH.step, TOUCH.customer_id, TOUCH.channel, TOUCH.branch, TOUCH.state,
                  TOUCH.status, TOUCH.reason, TOUCH.attempts, TOUCH.due_at, TOUCH.claim, TOUCH.at)
 SPEC_TTL_S = 5.0  # a run's spec is re-read at most this often per process (status is checked on every claim)
+IN_FLIGHT = ("sending", "waiting")  # a call placed (or being placed) whose result has not come back
+
+
+class TrunkFull(Exception):
+    """The trunk (or the campaign's share of it) has as many calls in flight as it allows."""
+
+
+@dataclass(frozen=True, slots=True)
+class TrunkLimit:
+    """Admission for one call: at most `limit` calls in flight on trunk `name` (all campaigns), and
+    at most `campaign_limit` of this campaign's own, when set."""
+
+    name: str
+    limit: int
+    campaign_limit: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,14 +206,24 @@ class Touches:
         return out
 
     # ---- dispatch ----------------------------------------------------------------------------------
-    def due_ids(self, now: datetime, limit: int = 10_000) -> list[int]:
+    def due_ids(self, now: datetime, limit: int = 10_000, skip_pending: Sequence[str] = ()) -> list[int]:
         """Touches of running campaigns that a worker may claim now: pending and due, or claimed by
-        a worker whose lease ran out (killed mid-dispatch)."""
+        a worker whose lease ran out (killed mid-dispatch). Pending touches of the `skip_pending`
+        channels are left to `due_pending` (the scheduler hands those out by budget)."""
         live = sa.select(RUN.name).where(RUN.status == "running")
+        pending = TOUCH.state == "pending"
+        if skip_pending:
+            pending = sa.and_(pending, TOUCH.channel.not_in(list(skip_pending)))
         q = (sa.select(TOUCH.id).where(TOUCH.campaign.in_(live), TOUCH.due_at <= now, sa.or_(
-            TOUCH.state == "pending",
-            sa.and_(TOUCH.state.in_(("claimed", "sending")), TOUCH.claimed_until < now)))
+            pending, sa.and_(TOUCH.state.in_(("claimed", "sending")), TOUCH.claimed_until < now)))
             .order_by(TOUCH.due_at, TOUCH.id).limit(limit))
+        return list(self._tx(lambda conn: conn.execute(q).scalars().all()))
+
+    def due_pending(self, now: datetime, campaign: str, channel: str, limit: int) -> list[int]:
+        """The first `limit` pending touches of one campaign and channel that are due."""
+        q = (sa.select(TOUCH.id).where(TOUCH.campaign == campaign, TOUCH.channel == channel,
+                                       TOUCH.state == "pending", TOUCH.due_at <= now)
+             .order_by(TOUCH.due_at, TOUCH.id).limit(limit))
         return list(self._tx(lambda conn: conn.execute(q).scalars().all()))
 
     def claim(self, touch_id: int, now: datetime, lease: timedelta) -> Touch | None:
@@ -251,6 +277,16 @@ class Touches:
             return fresh
         return self._tx(run, write=True)
 
+    def release_many(self, touches: Sequence[Touch], reason: str, due_at: datetime) -> int:
+        """Claimed touches of one claim back to pending, due at `due_at` (a pacing limit was full:
+        its next bucket), in one commit."""
+        if not touches:
+            return 0
+        return self._tx(lambda conn: len(conn.execute(ct.touches.update().where(
+            TOUCH.id.in_([x.id for x in touches]), TOUCH.claim == touches[0].claim, TOUCH.state == "claimed")
+            .values(state="pending", status=None, reason=reason[:80], claim=None, claimed_until=None, due_at=due_at)
+            .returning(TOUCH.id)).all()), write=True)
+
     def sent_many(self, touches: Sequence[Touch], now: datetime) -> int:
         """Messages the provider accepted: done/sent, attempt results and contact attempts, one commit."""
         if not touches:
@@ -283,31 +319,58 @@ class Touches:
         r = conn.execute(sa.select(*TOUCH_COLUMNS).where(TOUCH.id == touch_id)).first()
         return None if r is None else Touch(*r)  # type: ignore[call-arg]
 
-    def begin_send(self, touch: Touch, now: datetime) -> Touch | None:
+    def begin_send(self, touch: Touch, now: datetime, trunk: TrunkLimit | None = None,
+                   clock: Callable[[], datetime] | None = None) -> Touch | None:
         """Mark the attempt as being sent (committed before the provider hears of it). A touch
-        that was already `sending` (its worker died) keeps its attempt number and key."""
+        that was already `sending` (its worker died) keeps its attempt number and key.
+
+        With `trunk` (calls), admission and the move to `sending` are one transaction serialised
+        per trunk (an advisory lock on PostgreSQL, SQLite's single writer): the calls in flight on
+        the trunk, all campaigns and workers together, never exceed its limit. Raises TrunkFull.
+        The attempt's time is read from `clock` once admitted (the invariant is checked on it)."""
         def run(conn: Connection) -> Touch | None:
             if touch.state == "sending":
                 return touch
+            at = now
+            if trunk is not None:
+                _lock_trunk(conn, trunk.name)
+                at = clock() if clock is not None else now
+                busy = conn.execute(sa.select(sa.func.count()).where(
+                    TOUCH.trunk == trunk.name, TOUCH.state.in_(IN_FLIGHT))).scalar() or 0
+                if busy >= trunk.limit:
+                    raise TrunkFull(f"trunk {trunk.name}: {busy} calls in flight")
+                if trunk.campaign_limit is not None and (conn.execute(sa.select(sa.func.count()).where(
+                        TOUCH.trunk == trunk.name, TOUCH.campaign == touch.campaign,
+                        TOUCH.state.in_(IN_FLIGHT))).scalar() or 0) >= trunk.campaign_limit:
+                    raise TrunkFull(f"trunk {trunk.name}: campaign {touch.campaign} has its share in flight")
+            name = trunk.name if trunk is not None else None
             n = conn.execute(ct.touches.update().where(TOUCH.id == touch.id, TOUCH.claim == touch.claim,
                                                        TOUCH.state == "claimed")
-                             .values(state="sending", attempts=TOUCH.attempts + 1, at=now)).rowcount
+                             .values(state="sending", attempts=TOUCH.attempts + 1, at=at, trunk=name)).rowcount
             if n != 1:
                 return None
             fresh = self._load(conn, touch.id)
             assert fresh is not None
             conn.execute(ct.touch_attempts.insert().values(
                 touch_id=touch.id, attempt=fresh.attempts, customer_id=touch.customer_id,
-                channel=touch.channel, at=now))
+                channel=touch.channel, at=at, trunk=name))
             return fresh
         return self._tx(run, write=True)
+
+    def in_flight(self, trunk: str, campaign: str | None = None) -> int:
+        """Calls in flight on a trunk (of one campaign, or all)."""
+        q = sa.select(sa.func.count()).where(TOUCH.trunk == trunk, TOUCH.state.in_(IN_FLIGHT))
+        if campaign is not None:
+            q = q.where(TOUCH.campaign == campaign)
+        return int(self._tx(lambda conn: conn.execute(q).scalar()) or 0)
 
     def finish(self, touch: Touch, *, state: str = DONE, status: str | None, reason: str = "",
                at: datetime | None = None, due_at: datetime | None = None, answered: bool | None = None,
                result: str | None = None, any_claim: bool = False,
                contact: dict[str, Any] | None = None) -> bool:
         """Move a touch on (done, waiting for a call result, or pending again for a retry or the
-        next calling window). Only the claim holder may, unless `any_claim` (a result event)."""
+        next calling window). Only the claim holder may, unless `any_claim` (a result event).
+        Leaving `sending`/`waiting` ends the open attempt (`ended_at`: `at`, else the wall clock)."""
         values: dict[str, Any] = {"state": state, "status": status, "reason": reason[:80]}
         if state != "claimed":
             values.update(claim=None, claimed_until=None)
@@ -325,6 +388,10 @@ class Touches:
             else:
                 cond.append(TOUCH.claim == touch.claim)
             n = conn.execute(ct.touches.update().where(*cond).values(**values)).rowcount
+            if n == 1 and state not in IN_FLIGHT:
+                a = ct.touch_attempts.c
+                conn.execute(ct.touch_attempts.update().where(a.touch_id == touch.id, a.ended_at.is_(None))
+                             .values(ended_at=at or datetime.now(UTC)))
             if n == 1 and contact is not None:  # counts towards the frequency caps, in the same commit
                 write_attempts(conn, [contact])
             if n == 1 and result is not None:
@@ -341,9 +408,9 @@ class Touches:
         if len(parts) < 3:
             return None
         campaign, step, customer = parts[0], parts[1], ":".join(parts[2:])
-        tid = self._tx(lambda conn: conn.execute(sa.select(TOUCH.id).where(
-            TOUCH.campaign == campaign, TOUCH.step == step, TOUCH.customer_id == customer)).scalar())
-        return None if tid is None else self.get(int(tid))
+        row = self._tx(lambda conn: conn.execute(sa.select(*TOUCH_COLUMNS).where(
+            TOUCH.campaign == campaign, TOUCH.step == step, TOUCH.customer_id == customer)).first())
+        return None if row is None else Touch(*row)  # type: ignore[call-arg]
 
     def call_attempts(self, customer_id: str, since: datetime) -> list[datetime]:
         """Times of call attempts to this callee since `since` (carrier rules count attempts)."""
@@ -417,8 +484,8 @@ class Touches:
     def attempts(self, name: str | None = None) -> list[dict[str, Any]]:
         """Every provider attempt (for invariant checks and carrier rules)."""
         a = ct.touch_attempts.c
-        q = (sa.select(a.touch_id, a.attempt, a.customer_id, a.channel, a.at, a.result, a.reason,
-                       TOUCH.campaign, TOUCH.step)
+        q = (sa.select(a.touch_id, a.attempt, a.customer_id, a.channel, a.at, a.result, a.reason, a.trunk,
+                       a.ended_at, TOUCH.campaign, TOUCH.step)
              .select_from(ct.touch_attempts.join(ct.touches, TOUCH.id == a.touch_id)).order_by(a.id))
         if name is not None:
             q = q.where(TOUCH.campaign == name)
@@ -428,6 +495,15 @@ class Touches:
         rows = self._tx(lambda conn: conn.execute(sa.select(TOUCH.state, sa.func.count()).where(
             TOUCH.campaign == name).group_by(TOUCH.state)).all())
         return Counter({str(s): int(n) for s, n in rows})
+
+
+def _lock_trunk(conn: Connection, trunk: str) -> None:
+    """Serialise admissions on one trunk until the transaction ends. SQLite needs nothing: a write
+    transaction already holds the database's only write lock (BEGIN IMMEDIATE)."""
+    if conn.dialect.name == "postgresql":
+        key = int.from_bytes(hashlib.blake2b(f"huashu-trunk:{trunk}".encode(), digest_size=8).digest(), "big",
+                             signed=True)
+        conn.execute(sa.select(sa.func.pg_advisory_xact_lock(key)))
 
 
 def _empty(channel: str, planned_at: datetime | None, trigger: str | None, skipped: dict[str, int]) -> dict[str, Any]:

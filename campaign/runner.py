@@ -4,23 +4,27 @@
 came, list the touches a worker may claim); `execute(touch_id)` is the body of the Dramatiq
 actor. Every decision re-reads the store at that moment: the crowd and the step's `when`, the
 compliance gate (do-not-contact, calling window in the customer's zone, frequency caps) and,
-for calls, the carrier rules per callee. Call results come back through `on_call_result`.
+for calls, the facts check, the carrier rules per callee, pacing and the trunk's concurrent-call
+limit (admitted in the store, across campaigns). Call results come back through `on_call_result`.
 """
 
 from __future__ import annotations
 
 import logging
+import math
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, tzinfo
+from datetime import date, datetime, timedelta, tzinfo
 from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 
 from campaign.channels import CallPlacer, CallRequest, PlaceError
 from campaign.eligibility import still_in, target_if_in, targets_in
-from campaign.repo import Touch, Touches
+from campaign.repo import Touch, Touches, TrunkFull, TrunkLimit
 from campaign.spec import RunCampaign, RunStep
+from core.callstatus import reason_tag, unreached_result
 from core.vocab import UNREACHABLE_REASON_SET
 from store import schema as t
 from store.campaigns import render
@@ -40,6 +44,12 @@ CARRIER_RULES = ((timedelta(minutes=5), 3), (timedelta(hours=24), 5))  # per cal
 FALLBACK_SUFFIX = "~sms"
 UNREACHABLE_REASONS = ("powered_off", "invalid_number", "suspended", "voicemail", "call_screening")
 FALLBACK_TEXT = "【小店】{name}您好，刚才给您来电没有接通，活动详情请看这里，回T退订"
+BUDGETED = ("sms", "call")  # channels handed out by budget (WeCom is not paced)
+UNPACED = 10_000  # a beat's budget without a pacer
+DUE_LIMIT = 10_000  # touch ids a beat lists at most
+TRUNK_RETRY_S = 1.0  # a full trunk is looked at again after this (a call frees a line within minutes)
+# (campaign, step, customer id, the customer's local date) → why the call would be refused, or None
+Facts = Callable[[RunCampaign, RunStep, str, date], str | None]
 
 
 class Paced(Exception):
@@ -60,6 +70,11 @@ class Runner:
     lease: timedelta = timedelta(minutes=5)
     result_timeout: timedelta = timedelta(minutes=30)
     pacer: Callable[[Touch, RunCampaign], None] | None = None  # raises Paced when a limit is full
+    facts: Facts | None = None  # the facts check of call touches (campaign.facts.FactsCheck)
+    beat_s: float = 2.0  # the scheduler's beat: the span a beat's budget of paced touches covers
+    held: set[str] = field(default_factory=set)  # why the last beat held due touches back (rate, trunk)
+    truncated: bool = False  # the last beat listed as many unpaced touches as it may (more are due)
+    _verdicts: dict[int, str | None] = field(default_factory=dict)  # the gate's, per touch of the batch
     _tz_cache: dict[str, tzinfo | None] = field(default_factory=dict)
     _tags_seen: dict[str, datetime] = field(default_factory=dict)
 
@@ -69,14 +84,49 @@ class Runner:
 
     # ---- scheduler -----------------------------------------------------------------------------
     def tick(self, now: datetime | None = None) -> list[int]:
-        """Plan due steps, time out lost call results; the touch ids a worker may claim now."""
+        """Plan due steps, time out lost call results; the touch ids a worker may claim now.
+
+        Calls and SMS are handed out by budget: per campaign and beat no more than its rate allows
+        (calls/s, SMS/s × the beat) and no more calls than its trunk has free lines, so touches a
+        limit would send back stay pending instead of cycling through the queue. What was held
+        back, and why (`rate`: again next second, `trunk`: when a call ends), is in `self.held`."""
         now = now or self.clock()
-        for run in self.touches.runs("running"):
+        runs = self.touches.runs("running")
+        for run in runs:
             self.plan(run["name"], now)
             self._tag_triggers(run["name"], run["started_at"], now)
         for touch_id in self.touches.stale_waiting(now - self.result_timeout):
             self.on_call_result_id(touch_id, "failed", "no_result", now)
-        return self.touches.due_ids(now)
+        ids = self.touches.due_ids(now, DUE_LIMIT, skip_pending=BUDGETED)
+        self.truncated = len(ids) >= DUE_LIMIT
+        held: set[str] = set()
+        handed: dict[str, int] = {}  # calls handed out this beat per trunk (campaigns share its free lines)
+        for run in runs:
+            camp, _, _ = self.touches.campaign(run["name"], fresh=False)
+            for channel in BUDGETED:
+                budget, why = self._budget(camp, channel, handed.get(camp.trunk.name, 0))
+                got = self.touches.due_pending(now, camp.name, channel, budget + 1)
+                if len(got) > budget:
+                    held.add(why)
+                ids += got[:budget]
+                if channel == "call":
+                    handed[camp.trunk.name] = handed.get(camp.trunk.name, 0) + len(got[:budget])
+        self.held = held
+        return ids
+
+    def _budget(self, camp: RunCampaign, channel: str, handed: int = 0) -> tuple[int, str]:
+        """How many touches of this channel the campaign may hand out this beat, and what limits it
+        (`handed`: calls already handed out this beat on the campaign's trunk)."""
+        pacing = camp.file.pacing
+        rate = pacing.calls_per_second if channel == "call" else pacing.sms_per_second
+        budget, why = (math.ceil(rate * self.beat_s), "rate") if self.pacer is not None else (UNPACED, "rate")
+        if channel == "call":
+            free = camp.trunk.concurrency - self.touches.in_flight(camp.trunk.name) - handed
+            if pacing.trunk_concurrency is not None:
+                free = min(free, pacing.trunk_concurrency - self.touches.in_flight(camp.trunk.name, camp.name))
+            if free < budget:
+                budget, why = max(free, 0), "trunk"
+        return budget, why
 
     def plan(self, name: str, now: datetime) -> int:
         """Turn every scheduled step that is due into touches (once, whichever runner is first)."""
@@ -125,7 +175,7 @@ class Runner:
 
     def _tag_triggers(self, name: str, started: datetime, now: datetime) -> None:
         """`tag:<id>` steps: tags written by calls and chats since the last beat start the step."""
-        camp, _, _ = self.touches.campaign(name)
+        camp, _, _ = self.touches.campaign(name, fresh=False)
         wanted = {s.spec.trigger[4:] for s in camp.steps if s.spec.trigger and s.spec.trigger.startswith("tag:")}
         if not wanted:
             return
@@ -170,6 +220,14 @@ class Runner:
         now: datetime = self.clock()
         claimed = self.touches.claim_many(touch_ids, now, self.lease)
         out = ["not_claimed"] * (len(set(touch_ids)) - len(claimed))
+        self._verdicts.update(self._gate_batch(claimed, now))  # distinct ids per thread: one dict serves all
+        try:
+            return self._execute_claimed(claimed, now, out)
+        finally:
+            for touch in claimed:
+                self._verdicts.pop(touch.id, None)
+
+    def _execute_claimed(self, claimed: list[Touch], now: datetime, out: list[str]) -> tuple[list[str], list[int]]:
         paced: list[int] = []
         groups: dict[tuple[str, str], list[Touch]] = {}
         for touch in claimed:
@@ -193,27 +251,41 @@ class Runner:
         return out, paced
 
     def _send_group(self, name: str, step_id: str, group: list[Touch], now: datetime, paced: list[int]) -> list[str]:
+        """Pacing first (one commit releases what a full limit holds back), then the gate, then who
+        still belongs to the step, right before the send: a customer who paid while this batch
+        was being paced and gated is not reminded (the window left is one query and one commit)."""
         camp, _, _ = self.touches.campaign(name, fresh=False)
         step = camp.step(step_id)
-        targets = targets_in(self.store, camp.crowd, step.when, [x.customer_id for x in group], now)
         out: list[str] = []
-        ready: list[Touch] = []
-        for touch in group:
-            if touch.customer_id not in targets:
-                out.append(self._skip(touch, now, "no_longer_matches"))
-                continue
-            verdict = self._gate(touch, now)
-            if verdict is not None:
-                out.append(verdict)
-                continue
-            if self.pacer is not None:
+        if self.pacer is not None:
+            allowed: list[Touch] = []
+            held: list[Touch] = []
+            wait_s = 0.0
+            for touch in group:
                 try:
                     self.pacer(touch, camp)
-                except Paced:
-                    self.touches.finish(touch, state="pending", status=None, reason="paced")
-                    paced.append(touch.id)
+                except Paced as p:
+                    held.append(touch)
+                    wait_s = max(wait_s, p.delay_s)
                     continue
-            ready.append(touch)
+                allowed.append(touch)
+            self.touches.release_many(held, "paced", now + timedelta(seconds=wait_s))
+            paced += [x.id for x in held]
+            group = allowed
+        gated: list[Touch] = []
+        for touch in group:
+            verdict = self._gate(touch, now)
+            if verdict is None:
+                gated.append(touch)
+            else:
+                out.append(verdict)
+        targets = targets_in(self.store, camp.crowd, step.when, [x.customer_id for x in gated], now) if gated else {}
+        ready: list[Touch] = []
+        for touch in gated:
+            if touch.customer_id in targets:
+                ready.append(touch)
+            else:
+                out.append(self._skip(touch, now, "no_longer_matches"))
         sending = self.touches.begin_send_many(ready, now)
         if not sending:
             return out
@@ -231,9 +303,28 @@ class Runner:
                 self.touches.finish(touch, status="failed", reason="provider_rejected", at=now, result="failed")
         return out + ["sent" if x.key in accepted else "failed" for x in sending]
 
+    def _gate_batch(self, claimed: list[Touch], now: datetime) -> dict[int, str | None]:
+        """The gate's verdicts for a claimed batch, a few queries per channel instead of a few per
+        touch. A customer with two touches of one channel in the batch is left to the one-by-one
+        check (the first may use up the cap the second is checked against)."""
+        out: dict[int, str | None] = {}
+        by_channel: dict[str, list[Touch]] = {}
+        for touch in claimed:
+            if touch.state != "sending":
+                by_channel.setdefault(touch.channel, []).append(touch)
+        for channel, group in by_channel.items():
+            twice = {c for c, n in Counter(x.customer_id for x in group).items() if n > 1}
+            once = [x for x in group if x.customer_id not in twice]
+            refused = self.store.check_contacts([(x.customer_id, x.task_id) for x in once], now, channel)
+            out.update({x.id: refused.get(x.customer_id) for x in once})
+        return out
+
     def _gate(self, touch: Touch, now: datetime) -> str | None:
         """The store's gate for one touch: None to go on, else what was done (postponed, skipped)."""
-        reason = self.store.check_contact(touch.customer_id, now, touch.channel, conversation_id=touch.task_id)
+        if touch.id in self._verdicts:  # checked with its batch, at this same instant
+            reason = self._verdicts.pop(touch.id)
+        else:
+            reason = self.store.check_contact(touch.customer_id, now, touch.channel, conversation_id=touch.task_id)
         if reason in (OUTSIDE_CALLING_WINDOW, POWERED_OFF):  # powered off today: try again tomorrow
             later = self.next_window(touch.customer_id, now if reason == OUTSIDE_CALLING_WINDOW
                                      else self.next_local_day(touch.customer_id, now))
@@ -248,15 +339,16 @@ class Runner:
         try:
             camp, _, _ = self.touches.campaign(touch.campaign, fresh=False)
             return self._execute(camp, touch, now)
-        except Paced:
-            self.touches.finish(touch, state="pending", status=None, reason="paced")
+        except Paced as p:  # not due again before the limit can have room (the scheduler lists due touches)
+            self.touches.finish(touch, state="pending", status=None, reason="paced",
+                                due_at=now + timedelta(seconds=p.delay_s))
             raise
         except StoreError:
             raise  # the lease runs out and another worker takes the touch over
         except Exception as exc:  # a bug or a provider outage: try again later, never lose the touch
             log.exception("touch %d failed", touch_id)
             self.touches.finish(touch, state="pending", status=None, reason=f"error:{type(exc).__name__}",
-                                due_at=now + timedelta(minutes=10))
+                                at=now, due_at=now + timedelta(minutes=10))
             return "error"
 
     def _execute(self, camp: RunCampaign, touch: Touch, now: datetime) -> str:
@@ -273,14 +365,24 @@ class Runner:
         verdict = self._gate(touch, now)
         if verdict is not None:
             return verdict
+        trunk: TrunkLimit | None = None
         if touch.channel == "call":
+            if self.facts is not None and touch.step == base:
+                refused = self.facts(camp, step, touch.customer_id,
+                                     now.astimezone(self.customer_zone(touch.customer_id)).date())
+                if refused:
+                    return self._skip(touch, now, refused)
             free_at = self.carrier_free_at(touch.customer_id, now)
             if free_at is not None:
                 self.touches.finish(touch, state="pending", status=None, reason=CARRIER_LIMIT, due_at=free_at)
                 return "postponed"
+            trunk = TrunkLimit(camp.trunk.name, camp.trunk.concurrency, camp.file.pacing.trunk_concurrency)
         if self.pacer is not None:
             self.pacer(touch, camp)
-        sending = self.touches.begin_send(touch, now)
+        try:
+            sending = self.touches.begin_send(touch, now, trunk, self.clock)
+        except TrunkFull:
+            raise Paced(TRUNK_RETRY_S) from None
         if sending is None:
             return "not_claimed"
         if touch.channel == "call":
@@ -328,14 +430,16 @@ class Runner:
         phone = provider_phones(self.store, [touch.customer_id]).get(touch.customer_id, "") \
             if self.calls.include_phone else ""
         variables = {**getattr(camp.file, "vars", {}), **step.spec.vars}  # the campaign's, the step's win
-        request = CallRequest(touch.key, touch.customer_id, step.spec.track, variables, phone, camp.name, step.id)
+        at = touch.at or now  # the admission time (the attempt's)
+        request = CallRequest(touch.key, touch.customer_id, step.spec.track, variables, phone, camp.name, step.id,
+                              caller_id=camp.trunk.caller_for(touch.customer_id), trunk=camp.trunk.sip_trunk)
         try:
             self.calls.place(request)
         except PlaceError as exc:
-            self.touches.finish(touch, status="failed", reason=exc.reason, at=now, result="failed")
+            self.touches.finish(touch, status="failed", reason=exc.reason, at=at, result="failed")
             return "failed"
         # A result that came back before this line already finished the touch: this is then a no-op.
-        self.touches.finish(touch, state="waiting", status=None, at=now)
+        self.touches.finish(touch, state="waiting", status=None, at=at)
         return "placed"
 
     # ---- results ---------------------------------------------------------------------------------
@@ -353,7 +457,7 @@ class Runner:
     def _result(self, touch: Touch, result: str, reason: str, at: datetime) -> str:
         if touch.state not in ("sending", "waiting"):
             return "duplicate"
-        camp, _, _ = self.touches.campaign(touch.campaign)
+        camp, _, _ = self.touches.campaign(touch.campaign, fresh=False)
         step = camp.step(touch.step)
         if result == "answered":  # the conversation may have found a machine (voicemail, announcement)
             result, reason = self._heard(touch.key, result, reason)
@@ -365,6 +469,9 @@ class Runner:
             self.store.record_attempt(touch.customer_id, touch.key, at, "call")  # caps count connected calls
             ok = self.touches.finish(touch, status="answered", at=at, answered=True, result=result, any_claim=True)
             return "answered" if ok else "duplicate"
+        tag = reason_tag(result, reason)
+        if tag is not None:  # the line was never picked up: the store keeps why (the gate reads it)
+            self.store.write_result(unreached_result(touch.key, touch.customer_id, step.spec.track or "", tag, at))
         key = reason if result == "unreachable" and reason in UNREACHABLE_REASONS else result
         rule = step.retry_rule(key)
         status = result if result in ("busy", "no_answer", "failed", "unreachable") else "failed"
@@ -378,8 +485,8 @@ class Runner:
         if touch.attempts - 1 < rule.max:
             due = self.next_window(touch.customer_id, at + timedelta(hours=12)) if rule.next_day \
                 else at + timedelta(minutes=max(rule.after_minutes, 10))
-            ok = self.touches.finish(touch, state="pending", status=None, reason=detail, due_at=due, result=result,
-                                     any_claim=True)
+            ok = self.touches.finish(touch, state="pending", status=None, reason=detail, at=at, due_at=due,
+                                     result=result, any_claim=True)
             return "retry" if ok else "duplicate"
         ok = self.touches.finish(touch, status=status, reason=detail, at=at, result=result, any_claim=True)
         return status if ok else "duplicate"

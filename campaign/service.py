@@ -6,12 +6,14 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import dramatiq
 
 from campaign.channels import CallPlacer
-from campaign.dispatch import Pacer, Scheduler, calls_in_flight, declare, make_broker, make_limiter_backend
+from campaign.dispatch import Pacer, Scheduler, declare, make_broker, make_limiter_backend
+from campaign.facts import FactsCheck
 from campaign.gateways import JambonzPlacer, WebhookPlacer
 from campaign.repo import Touches
 from campaign.runner import Runner
@@ -48,12 +50,15 @@ def providers(cs: CampaignSettings) -> tuple[MessageProvider | None, MessageProv
 
 
 def build_runner(store: SqlStore, cs: CampaignSettings, clock: Callable[[], datetime] = wall_clock,
-                 pacing: bool = True) -> Runner:
+                 pacing: bool = True, scripts_dir: Path | None = None) -> Runner:
+    """A runner on the store with the configured providers, pacing and the facts check of call
+    touches against the talk tracks of `scripts_dir` (default: the store's settings')."""
     touches = Touches.open(store)
     sms, wecom = providers(cs)
     runner = Runner(touches, clock, sms=sms, wecom=wecom, calls=placer(cs), lease=timedelta(seconds=cs.campaign_lease_s))
     if pacing:
-        runner.pacer = Pacer(make_limiter_backend(cs.redis_url), calls_in_flight(runner), cs.redis_prefix)
+        runner.pacer = Pacer(make_limiter_backend(cs.redis_url), cs.redis_prefix, clock)
+    runner.facts = FactsCheck(store, scripts_dir or store.settings.effective_scripts_dir)
     return runner
 
 
@@ -71,6 +76,7 @@ class Dispatcher:
     @classmethod
     def build(cls, runner: Runner, cs: CampaignSettings) -> Dispatcher:
         broker = make_broker(cs.broker_url, cs.redis_prefix)
+        runner.beat_s = cs.campaign_tick_s
         actor = declare(broker, lambda: runner)
         return cls(runner, broker, actor, Scheduler(runner, actor, cs.campaign_tick_s, cs.campaign_resend_s))
 

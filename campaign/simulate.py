@@ -1,6 +1,12 @@
 """`campaign simulate`: the real runner and Dramatiq actor on a simulated clock, against a
 simulated gateway and simulated customers, in a scratch copy of the configured store's customers
 (the configured store is only read: simulated payments and calls never reach it).
+
+The runner is the one workers run, with the same pacing (calls/s and SMS/s per campaign with
+Dramatiq's bucket limiters read off the simulated clock, concurrent calls per trunk admitted in
+the store, carrier rules) and the same facts check. The clock moves in scheduler beats, idle
+stretches skipped; while a rate holds touches back it moves a second at a time, while a trunk is
+full it moves to the next event (a call that ends frees a line).
 """
 
 from __future__ import annotations
@@ -18,14 +24,17 @@ from typing import TYPE_CHECKING, Any
 import dramatiq
 import sqlalchemy as sa
 from dramatiq.brokers.stub import StubBroker
+from dramatiq.rate_limits.backends import StubBackend
+from sqlalchemy import event
 
 from campaign import behaviour as bh
 from campaign.channels import CallRequest
-from campaign.dispatch import QUEUE, declare, send_batches
+from campaign.dispatch import QUEUE, Pacer, declare, send_batches
 from campaign.events import CALL_RESULT, Event, record
+from campaign.facts import FactsCheck
 from campaign.repo import Touches
 from campaign.runner import Runner
-from campaign.spec import load
+from campaign.spec import RunCampaign, load
 from core.conversation import ConversationResult
 from store import schema as t
 from store.providers import OutboundMessage
@@ -147,6 +156,20 @@ def copy_customers(source: SqlStore, target: SqlStore) -> int:
     return n
 
 
+def _scratch(store: SqlStore) -> None:
+    """A scratch SQLite store is thrown away after the run: its commits need not reach the disk
+    (a durable sync per commit was most of a simulated touch's wall time)."""
+    if store.engine.dialect.name != "sqlite":
+        return
+
+    def no_sync(dbapi_conn: Any, _record: Any) -> None:
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA synchronous=OFF")
+        cur.close()
+    event.listen(store.engine, "connect", no_sync)
+    store.engine.dispose()  # connections opened before the listener reconnect with it
+
+
 def _step_times(touches: Touches, name: str, started: datetime) -> list[datetime]:
     camp, _, _ = touches.campaign(name)
     planned = touches.planned_steps(name)
@@ -174,6 +197,19 @@ class SimResult:
     deliveries: dict[str, int]
     customers: int
 
+    def attempt_lines(self) -> list[dict[str, Any]]:
+        """Every provider attempt: `{"campaign","step","customer_id","channel","attempt","trunk","at",
+        "ended_at","result","reason"}` (times ISO with the start's offset; `ended_at` for calls:
+        the result came back, the line was free again)."""
+        tz = self.start.tzinfo
+
+        def iso(at: datetime | None) -> str | None:
+            return None if at is None else at.astimezone(tz).isoformat()
+        return [{"campaign": a["campaign"], "step": a["step"], "customer_id": a["customer_id"],
+                 "channel": a["channel"], "attempt": a["attempt"], "trunk": a["trunk"], "at": iso(a["at"]),
+                 "ended_at": iso(a["ended_at"]), "result": a["result"], "reason": a["reason"]}
+                for a in self.attempts]
+
 
 def run(source: SqlStore, make_store: Callable[[Path], SqlStore], campaign_file: Path, scripts_dir: Path,
         start: datetime, days: float, seed: int = 0, tick: timedelta = timedelta(minutes=5), threads: int = 4,
@@ -181,23 +217,25 @@ def run(source: SqlStore, make_store: Callable[[Path], SqlStore], campaign_file:
     camp = load(campaign_file, scripts_dir)
     with tempfile.TemporaryDirectory(prefix="huashu-sim-") as tmp:
         store = make_store(Path(tmp))
+        _scratch(store)
         try:
             customers = copy_customers(source, store)
-            return _run(store, camp, start, days, seed, tick, threads, progress, customers)
+            return _run(store, camp, start, days, seed, tick, threads, progress, customers, scripts_dir)
         finally:
             store.close()
 
 
-def _run(store: SqlStore, camp: Any, start: datetime, days: float, seed: int, tick: timedelta, threads: int,
-         progress: Callable[[float], None] | None, customers: int) -> SimResult:
+def _run(store: SqlStore, camp: RunCampaign, start: datetime, days: float, seed: int, tick: timedelta, threads: int,
+         progress: Callable[[float], None] | None, customers: int, scripts_dir: Path) -> SimResult:
     clock = SimClock(start)
     world = SimWorld(seed, clock, store)
     provider = _Provider(world)
     touches = Touches.open(store)
-    runner = Runner(touches, clock, sms=provider, wecom=provider, calls=provider)
+    runner = Runner(touches, clock, sms=provider, wecom=provider, calls=provider,
+                    pacer=Pacer(StubBackend(), "sim:", clock), facts=FactsCheck(store, scripts_dir), beat_s=1.0)
     touches.register(camp, start, source="simulate")
     broker = StubBroker()
-    actor = declare(broker, lambda: runner)
+    actor = declare(broker, lambda: runner, resend_paced=False)
     worker = dramatiq.Worker(broker, worker_threads=threads, worker_timeout=50)
     worker.start()
     end = start + timedelta(days=days)
@@ -208,14 +246,24 @@ def _run(store: SqlStore, camp: Any, start: datetime, days: float, seed: int, ti
             clock.set(now)
             for ev in world.due_events(now):
                 record(runner, ev)
-            send_batches(actor, runner.tick(now))
-            broker.join(QUEUE)
-            worker.join()
+            while True:  # more than one beat's worth of unpaced touches may be due at once
+                send_batches(actor, runner.tick(now))
+                broker.join(QUEUE)
+                worker.join()
+                if not runner.truncated:
+                    break
             ticks += 1
             if progress:
                 progress(min(1.0, (now - start) / (end - start)))
-            now = _next(now, tick, [world.next_event_at(), touches.next_due_at(),
-                                    *_step_times(touches, camp.name, start)])
+            following = _next(now, tick, [world.next_event_at(), touches.next_due_at(),
+                                          *_step_times(touches, camp.name, start)])
+            if "rate" in runner.held:  # the next second's bucket
+                following = min(following, now + timedelta(seconds=1))
+            if "trunk" in runner.held:  # a line frees when a call ends (its result event)
+                soonest = world.next_event_at()
+                if soonest is not None and now < soonest < following:
+                    following = soonest
+            now = following
     finally:
         worker.stop()
         broker.close()

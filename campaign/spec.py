@@ -1,13 +1,17 @@
 """Campaign files for the runner: the plan's cascade (store.campaigns) plus triggers, A/B
 branches, retry rules per call result and pacing. Validated at load; errors name file:line: node.
 
-A run keeps the validated file and its crowd in the store, so workers on other machines need
-neither the YAML nor the segment file.
+Trunks (a SIP trunk / caller-number pool with its concurrent-call limit) are shared by every
+campaign that names them in `pacing.trunk`; they are defined once in `<scripts>/trunks.yml`.
+
+A run keeps the validated file, its crowd and its trunk in the store, so workers on other
+machines need neither the YAML nor the segment file.
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -24,6 +28,7 @@ from store.segments import Segment, SegmentFile, Where, get_segment, parse_where
 EVENT_TRIGGERS = ("deposit_paid", "balance_paid", "order_paid", "wecom_reply")
 PAID_EVENTS = ("deposit_paid", "balance_paid", "order_paid")
 # Call results (CONTRACT "touch line" statuses) and the `unreachable` reason tags that rules key on.
+DEFAULT_TRUNK = "default"
 RESULT_KEYS = ("busy", "no_answer", "failed", "powered_off", "invalid_number", "suspended", "voicemail",
                "call_screening", "unreachable")
 
@@ -55,8 +60,80 @@ class Pacing(BaseModel):
     model_config = ConfigDict(extra="forbid")
     calls_per_second: float = Field(default=5, gt=0)
     sms_per_second: float = Field(default=50, gt=0)
-    trunk: str = "default"
-    trunk_concurrency: int = Field(default=20, ge=1)
+    trunk: str = Field(default=DEFAULT_TRUNK, pattern=r"^[a-z][a-z0-9_-]*$")  # a trunk of trunks.yml
+    trunk_concurrency: int | None = Field(default=None, ge=1)  # this campaign's share of the trunk (optional)
+
+
+class TrunkFile(BaseModel):
+    """One trunk / caller-number pool: at most `concurrency` calls in flight on it, all campaigns
+    together; calls go out from `caller_ids` (a callee always sees the same one)."""
+
+    model_config = ConfigDict(extra="forbid")
+    concurrency: int = Field(ge=1)
+    caller_ids: list[str] = Field(default_factory=list)  # empty: HUASHU_CALLER_ID
+    sip_trunk: str = ""  # the gateway's name for it (jambonz `to.trunk`); empty: HUASHU_TRUNK
+    title: str = ""
+
+
+class TrunksFile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    trunks: dict[str, TrunkFile] = Field(default_factory=dict)
+
+    @field_validator("trunks")
+    @classmethod
+    def _names(cls, v: dict[str, TrunkFile]) -> dict[str, TrunkFile]:
+        bad = [k for k in v if not re.fullmatch(r"[a-z][a-z0-9_-]*", k)]
+        if bad:
+            raise ValueError(f"trunk names must be lowercase ids, got {bad}")
+        return v
+
+
+@dataclass(frozen=True, slots=True)
+class Trunk:
+    name: str
+    concurrency: int
+    caller_ids: tuple[str, ...] = ()
+    sip_trunk: str = ""
+
+    def caller_for(self, customer_id: str) -> str:
+        """The pool number this callee is called from (stable: the same callee sees the same number)."""
+        if not self.caller_ids:
+            return ""
+        h = int.from_bytes(hashlib.sha256(f"{self.name}:{customer_id}".encode()).digest()[:4], "big")
+        return self.caller_ids[h % len(self.caller_ids)]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "concurrency": self.concurrency, "caller_ids": list(self.caller_ids),
+                "sip_trunk": self.sip_trunk}
+
+    @classmethod
+    def from_json(cls, doc: dict[str, Any]) -> Trunk:
+        return cls(str(doc["name"]), int(doc["concurrency"]), tuple(doc.get("caller_ids") or ()),
+                   str(doc.get("sip_trunk") or ""))
+
+
+# Without a trunks file (or when it does not define it), `default` is a trunk of 20 concurrent calls.
+BUILTIN_DEFAULT = Trunk(DEFAULT_TRUNK, 20)
+TRUNKS_FILE = "trunks.yml"
+
+
+def load_trunks(scripts_dir: Path) -> dict[str, Trunk]:
+    """The trunks of `<scripts>/trunks.yml` (plus the built-in `default` unless it is redefined)."""
+    path = scripts_dir / TRUNKS_FILE
+    out = {DEFAULT_TRUNK: BUILTIN_DEFAULT}
+    if not path.is_file():
+        return out
+    try:
+        text = path.read_text(encoding="utf-8")
+        data = load_yaml_text(text) or {}
+    except (OSError, yaml.YAMLError) as err:
+        raise StoreError(f"{path}: {err}") from None
+    try:
+        parsed = TrunksFile.model_validate(data)
+    except ValidationError as err:
+        raise _located(path, text, err) from None
+    out.update({k: Trunk(k, v.concurrency, tuple(v.caller_ids), v.sip_trunk) for k, v in parsed.trunks.items()})
+    return out
 
 
 class RunStepFile(StepFile):
@@ -120,6 +197,7 @@ class RunCampaign:
     file: RunCampaignFile
     crowd: Segment
     steps: tuple[RunStep, ...]
+    trunk: Trunk = BUILTIN_DEFAULT
 
     @property
     def name(self) -> str:
@@ -147,17 +225,18 @@ class RunCampaign:
         crowd = SegmentFile(name=self.crowd.name, title=self.crowd.title, description=self.crowd.description,
                             where=self.crowd.where, include_test=self.crowd.include_test, rfm=self.crowd.rfm)
         return {"file": self.file.model_dump(mode="json", exclude_none=True, by_alias=True),
-                "crowd": crowd.model_dump(mode="json", exclude_none=True, by_alias=True)}
+                "crowd": crowd.model_dump(mode="json", exclude_none=True, by_alias=True),
+                "trunk": self.trunk.to_json()}
 
 
-def build(file: RunCampaignFile, crowd: Segment, origin: str) -> RunCampaign:
+def build(file: RunCampaignFile, crowd: Segment, origin: str, trunk: Trunk = BUILTIN_DEFAULT) -> RunCampaign:
     steps: list[RunStep] = []
     offset = timedelta()
     for s in file.steps:
         if s.trigger is None:
             offset += timedelta(hours=s.after_hours)
         steps.append(RunStep(s, parse_where(s.when, f"{origin}: step {s.id}: when"), offset))
-    return RunCampaign(file, crowd, tuple(steps))
+    return RunCampaign(file, crowd, tuple(steps), trunk)
 
 
 def from_json(doc: dict[str, Any]) -> RunCampaign:
@@ -165,7 +244,10 @@ def from_json(doc: dict[str, Any]) -> RunCampaign:
     file = RunCampaignFile.model_validate(doc["file"])
     seg = SegmentFile.model_validate(doc["crowd"])
     crowd = Segment(seg.name, seg.title, seg.description, seg.where, seg.include_test, seg.rfm, Path("<store>"))
-    return build(file, crowd, f"campaign {file.name}")
+    # Runs registered before trunks were first-class keep the limit they had (per campaign, 20 by default).
+    trunk = Trunk.from_json(doc["trunk"]) if doc.get("trunk") else \
+        Trunk(file.pacing.trunk, file.pacing.trunk_concurrency or BUILTIN_DEFAULT.concurrency)
+    return build(file, crowd, f"campaign {file.name}", trunk)
 
 
 def load(path: Path, scripts_dir: Path) -> RunCampaign:
@@ -178,12 +260,23 @@ def load(path: Path, scripts_dir: Path) -> RunCampaign:
     try:
         file = RunCampaignFile.model_validate(data)
     except ValidationError as err:
-        e = err.errors()[0]
-        loc = [p for p in e["loc"] if not (isinstance(p, str) and p.startswith("function-"))]
-        line = line_of(text, loc)
-        node = ".".join(map(str, loc)) or "file"
-        raise StoreError(f"{path}:{line}: {node}: {e['msg'].removeprefix('Value error, ')}") from None
-    return build(file, get_segment(scripts_dir, file.crowd), str(path))
+        raise _located(path, text, err) from None
+    trunks = load_trunks(scripts_dir)
+    trunk = trunks.get(file.pacing.trunk)
+    if trunk is None:
+        line = line_of(text, ["pacing", "trunk"])
+        raise StoreError(f"{path}:{line}: pacing.trunk: unknown trunk {file.pacing.trunk!r} (trunks: "
+                         f"{', '.join(sorted(trunks))}; defined in {scripts_dir / TRUNKS_FILE})")
+    return build(file, get_segment(scripts_dir, file.crowd), str(path), trunk)
+
+
+def _located(path: Path, text: str, err: ValidationError) -> StoreError:
+    """The first validation error as `file:line: node: message`."""
+    e = err.errors()[0]
+    loc = [p for p in e["loc"] if not (isinstance(p, str) and p.startswith("function-"))]
+    line = line_of(text, loc)
+    node = ".".join(map(str, loc)) or "file"
+    return StoreError(f"{path}:{line}: {node}: {e['msg'].removeprefix('Value error, ')}")
 
 
 def due_time(started_at: datetime, step: RunStep) -> datetime:

@@ -49,9 +49,11 @@ touches = sa.Table(
     sa.Column("at", UTCDateTime, nullable=True),  # the last attempt (or the skip)
     sa.Column("answered", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("trunk", sa.String(64), nullable=True),  # calls: the trunk it went over (in flight counted per trunk)
     sa.UniqueConstraint("campaign", "step", "customer_id", name="uq_touches_campaign_step_customer"),
     sa.Index("ix_touches_state_due", "state", "due_at"),
     sa.Index("ix_touches_customer", "customer_id"),
+    sa.Index("ix_touches_trunk_state", "trunk", "state"),
 )
 
 # One row per provider attempt of a touch: carrier rules count these, invariants are checked on them.
@@ -65,6 +67,8 @@ touch_attempts = sa.Table(
     sa.Column("at", UTCDateTime, nullable=False),
     sa.Column("result", sa.String(16), nullable=True),
     sa.Column("reason", sa.String(80), nullable=False, server_default=""),
+    sa.Column("trunk", sa.String(64), nullable=True),
+    sa.Column("ended_at", UTCDateTime, nullable=True),  # the result came back (calls: no longer in flight)
     sa.UniqueConstraint("touch_id", "attempt", name="uq_touch_attempts_touch_attempt"),
     sa.Index("ix_touch_attempts_customer_channel_at", "customer_id", "channel", "at"),
 )

@@ -202,6 +202,26 @@ class CallService:
         finally:
             await self.sessions.unlock(call_id, token)
 
+    # -- a call that never connected --------------------------------------------------------
+    async def unreached(self, call_id: str, customer_id: str, track: str, reason: str) -> str:
+        """The gateway says this call never reached anyone (busy, no answer, failed with a SIP
+        cause). A call that started (it was answered) ends through its events instead; one that
+        never started gets its record here: outcome `unreachable` with the reason tag, written
+        once per call id (a repeated status callback finds it there). Returns what happened:
+        "live" (the caller sends the event), "recorded", "duplicate" or "no_store"."""
+        from core.callstatus import unreached_result
+
+        if await self.sessions.load(call_id) is not None:
+            return "live"
+        store = self.engine.store
+        if store is None:
+            return "no_store"
+        result = unreached_result(call_id, customer_id, track, reason, self.clock())
+        new = await self._run(store.write_result, result)
+        log.info("call %s never connected: %s (customer %s)%s", mask_id(call_id), reason, mask_id(customer_id),
+                 "" if new else ", already recorded")
+        return "recorded" if new else "duplicate"
+
     # -- events ------------------------------------------------------------------------------
     async def event(self, call_id: str, seq: int, ev: CustomerEvent, *, prepare: Prepare | None = None,
                     t0: float | None = None) -> bytes:

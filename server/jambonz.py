@@ -6,8 +6,11 @@
 - `POST /jambonz/calls/{call_sid}/action?seq=N` — the actionHook of our `gather` / `dial` /
   `redirect` verbs: `reason` + `speech.alternatives` / `digits` become our speech / dtmf / silence
   events. `seq` is chosen by us in the hook URL, so a retried hook is idempotent.
-- `POST /jambonz/status` — call status webhook: a finished call becomes a hangup event; a failed,
-  busy or unanswered one an unreachable event with the reason its SIP cause gives.
+- `POST /jambonz/status[?track=ID]` — call status webhook: a live call that completed becomes a
+  hangup event; a failed, busy or unanswered one an unreachable event with the reason its SIP
+  cause gives (core.callstatus). A call that never connected never reached the call webhook (jambonz
+  calls it on answer): it is recorded here, once per call_sid, as outcome `unreachable` with that
+  reason (customer and track from customerData, as for the call webhook).
 - `WS /stt/jambonz` — our recogniser as a jambonz custom speech vendor (server.jambonz_stt); with
   HUASHU_JAMBONZ_STT_VENDOR set, every `gather` names that vendor with the node's hints.
 
@@ -33,6 +36,7 @@ from fastapi import FastAPI, Path, Query, Request
 from starlette.responses import Response
 
 from core import fastjson
+from core.callstatus import line_result, reason_tag
 from core.conversation import CustomerEvent, EventKind
 from dialogue.engine import CallRefused
 from server import models as m
@@ -42,7 +46,6 @@ from server.models import error_docs
 from store.phones import mask_id
 
 STATUS_SEQ = 2**53 - 1  # the status webhook's hangup is never "older" than a hook
-_FINISHED = {"completed", "failed", "busy", "no-answer"}
 _PHONE = re.compile(r"^\+?\d{3,20}$")
 LANGUAGE = "zh-CN"
 
@@ -95,21 +98,12 @@ def to_verbs(actions: list[dict[str, Any]], call_sid: str, next_seq: int,
     return verbs
 
 
-# SIP final responses of a call that never reached anyone → our reason tags. Chinese carriers
-# answer 停机/欠费 with 403, 空号 with 404/484/604, 关机 with 480 after the announcement.
-_SIP_REASONS = {403: "suspended", 404: "invalid_number", 410: "invalid_number", 484: "invalid_number",
-                604: "invalid_number", 480: "powered_off", 486: "busy", 600: "busy", 408: "no_answer",
-                487: "no_answer", 603: "no_answer"}
-
-
 def status_event(call_status: str, sip_status: object) -> CustomerEvent:
-    """A finished call's status callback → hangup, or unreachable with its reason when the call
-    failed, was busy or went unanswered."""
-    code = sip_status if isinstance(sip_status, int) else int(str(sip_status)) if str(sip_status).isdigit() else 0
-    if call_status == "completed":
-        return CustomerEvent(EventKind.HANGUP)
-    reason = _SIP_REASONS.get(code) or {"busy": "busy", "no-answer": "no_answer"}.get(call_status, "no_answer")
-    return CustomerEvent(EventKind.UNREACHABLE, reason=reason)
+    """A live call's final status callback → hangup when it completed (it connected: we talked),
+    else unreachable with the reason its SIP cause gives (core.callstatus)."""
+    result = ("answered", "") if call_status == "completed" else line_result(call_status, sip_status)
+    tag = reason_tag(*(result or ("answered", "")))
+    return CustomerEvent(EventKind.HANGUP) if tag is None else CustomerEvent(EventKind.UNREACHABLE, reason=tag)
 
 
 def event_from_hook(payload: dict[str, Any], event: str) -> CustomerEvent:
@@ -175,6 +169,17 @@ def _variables(data: dict[str, Any]) -> dict[str, str]:
     return out
 
 
+def _customer_id(payload: dict[str, Any], data: dict[str, Any]) -> str:
+    """customerData.customer_id, else an id derived from the callee's (outbound) or caller's number."""
+    customer = data.get("customer_id")
+    if customer is None or customer == "":
+        number = str(payload.get("to") if payload.get("direction") == "outbound" else payload.get("from"))
+        customer = "jambonz-" + hashlib.sha256(number.encode("utf-8", "replace")).hexdigest()[:16]  # never the raw number
+    _check("customerData.customer_id", m.id_problem(customer, m.CUSTOMER_ID_MAX))
+    assert isinstance(customer, str)  # id_problem checked it
+    return customer
+
+
 def _verbs(verbs: list[dict[str, Any]]) -> Response:
     return Response(json_bytes(verbs), media_type="application/json")
 
@@ -228,11 +233,7 @@ def register(app: FastAPI) -> None:
         if not track_id:
             raise Unprocessable("track: give ?track= on the webhook URL or customerData.track")
         _check("track", m.id_problem(track_id, m.TRACK_MAX))
-        customer = data.get("customer_id")
-        if customer is None or customer == "":
-            number = str(payload.get("to") if payload.get("direction") == "outbound" else payload.get("from"))
-            customer = "jambonz-" + hashlib.sha256(number.encode("utf-8", "replace")).hexdigest()[:16]  # never the raw number
-        _check("customerData.customer_id", m.id_problem(customer, m.CUSTOMER_ID_MAX))
+        customer = _customer_id(payload, data)
         variables = _variables(data)
         try:
             body = await c.calls.start(sid, customer, track_id, variables)
@@ -263,15 +264,28 @@ def register(app: FastAPI) -> None:
               responses={200: {"description": "acknowledged",
                                "content": {"application/json": {"schema": {"type": "object"}}}},
                          **error_docs(400, 401, 413, 422, 503)})
-    async def jambonz_status(request: Request) -> Response:
+    async def jambonz_status(request: Request,
+                             track: Annotated[str | None, Query(max_length=64)] = None) -> Response:
         c = ctx(request)
         payload = _payload(await request.body())
         sid = payload.get("call_sid")
         status = payload.get("call_status")
         _check("call_sid", m.id_problem(sid, m.CALL_ID_MAX))
-        if isinstance(sid, str) and status in _FINISHED:
-            await c.calls.event(sid, STATUS_SEQ, status_event(status, payload.get("sip_status")))
-            import logging
+        assert isinstance(sid, str)  # id_problem checked it
+        result = line_result(status, payload.get("sip_status"), payload.get("duration")) \
+            if isinstance(status, str) else None
+        if result is None:  # ringing, in progress: nothing to record yet
+            return Response(b"{}", media_type="application/json")
+        assert isinstance(status, str)  # line_result had one
+        tag = reason_tag(*result)
+        if tag is not None:  # never connected: the call may never have reached our call webhook
+            data = _customer_data(payload)
+            track_id = data.get("track") or track or ""
+            _check("track", m.id_problem(track_id, m.TRACK_MAX) if track_id else None)
+            if await c.calls.unreached(sid, _customer_id(payload, data), str(track_id), tag) != "live":
+                return Response(b"{}", media_type="application/json")
+        await c.calls.event(sid, STATUS_SEQ, status_event(status, payload.get("sip_status")))
+        import logging
 
-            logging.getLogger("huashu.server.jambonz").info("jambonz call %s %s", mask_id(sid), status)
+        logging.getLogger("huashu.server.jambonz").info("jambonz call %s %s", mask_id(sid), status)
         return Response(b"{}", media_type="application/json")

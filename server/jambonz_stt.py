@@ -10,9 +10,15 @@ utterance (Whisper has no partials; vosk's are sent when interimResults is true)
 {"type": "error", "error"} on bad input. After `stop` we send the final of an utterance still
 open and close the socket, as the protocol asks of the vendor.
 
-Hints: the phrases of the `gather`'s `recognizer.hints` when jambonz forwards them in the start
-frame (`hints`, or inside `options` / `customOptions`); a `call_sid` there (or `?call_sid=` on
-the URL) selects the compiled hints of the node that call waits at instead.
+Hints: what jambonz forwards. For a `custom:` vendor jambonz-feature-server
+(lib/utils/transcription-utils.js, `vendor.startsWith('custom:')`) builds `options` from the
+gather's `recognizer.customOptions.options` plus `hints` (the `recognizer.hints` array as is when
+its items are strings, a JSON string of it when they are `{phrase, boost}` objects), `hintsBoost`
+and `callSid` (jambonz >= 0.9.2); mod_jambonz_transcribe (jb_transcribe_glue.cpp,
+sendStartMessage) puts that object in the start frame as `options` (an empty object when there is
+none). So: the phrases of `options.hints` (a bare top-level `hints` list is accepted from other
+clients); without any, the compiled hints of the node that `options.callSid` (or `call_sid` /
+`?call_sid=`) waits at. `hintsBoost` is ignored: Whisper's prompt has no weights.
 """
 
 from __future__ import annotations
@@ -40,13 +46,40 @@ def transcription(text: str, confidence: float, *, final: bool, language: str) -
             "alternatives": [{"transcript": text, "confidence": round(confidence, 4)}]}
 
 
+def _phrases(raw: Any) -> list[str] | None:
+    """A hints value as jambonz forwards it: a list of strings or {phrase} objects, or that list
+    as a JSON string (what jambonz sends for object hints); None when it is not one."""
+    if isinstance(raw, str):
+        try:
+            raw = json.loads(raw)
+        except ValueError:
+            return None
+    if not isinstance(raw, list):
+        return None
+    phrases = [h.get("phrase") if isinstance(h, dict) else h for h in raw]
+    return [p.strip() for p in phrases if isinstance(p, str) and 0 < len(p.strip()) <= 40][:_MAX_HINTS]
+
+
 def start_hints(msg: dict[str, Any]) -> list[str]:
-    """Hint phrases a start frame carries (top level, or in `options` / `customOptions`)."""
-    for holder in (msg, msg.get("options"), msg.get("customOptions")):
-        if isinstance(holder, dict) and isinstance(holder.get("hints"), list):
-            phrases = [h.get("phrase") if isinstance(h, dict) else h for h in holder["hints"]]
-            return [p for p in phrases if isinstance(p, str) and 0 < len(p) <= 40][:_MAX_HINTS]
+    """Hint phrases a start frame carries: `options.hints` (jambonz), else a top-level `hints`."""
+    options = msg.get("options")
+    for holder in (options, msg):
+        if isinstance(holder, dict) and "hints" in holder:
+            phrases = _phrases(holder["hints"])
+            if phrases:
+                return phrases
     return []
+
+
+def start_call_sid(msg: dict[str, Any], query: Any) -> str:
+    """The call a start frame belongs to: `options.callSid` (jambonz >= 0.9.2), else a top-level
+    `call_sid` / `callSid` or `?call_sid=` on the socket URL; "" when none."""
+    options = msg.get("options")
+    for value in ((options or {}).get("callSid") if isinstance(options, dict) else None,
+                  msg.get("call_sid"), msg.get("callSid"), query.get("call_sid")):
+        if isinstance(value, str) and value and len(value) <= 128:
+            return value
+    return ""
 
 
 def authorised(c: ServerContext, ws: WebSocket) -> bool:
@@ -69,6 +102,8 @@ class _Recognition:
         self.session: Any = None
         self.language = "zh-CN"
         self.interim = False
+        self.call_sid = ""
+        self.hints: Any = None  # the AsrHints this connection recognises with (after start)
 
     async def send(self, data: dict[str, Any]) -> None:
         await self.ws.send_text(json.dumps(data, ensure_ascii=False, separators=(",", ":")))
@@ -85,9 +120,10 @@ class _Recognition:
         self.language = str(msg.get("language") or "zh-CN")[:16]
         self.interim = bool(msg.get("interimResults"))
         hints = AsrHints(tuple(start_hints(msg)))
-        sid = msg.get("call_sid") or msg.get("callSid") or self.ws.query_params.get("call_sid")
-        if isinstance(sid, str) and sid:
-            hints = await _call_hints(self.c, sid) or hints
+        self.call_sid = start_call_sid(msg, self.ws.query_params)
+        if not hints.phrases and self.call_sid:  # jambonz sent no hints: the node the call waits at
+            hints = await _call_hints(self.c, self.call_sid) or hints
+        self.hints = hints
         self.session = StreamingSession(await recognizer(self.c), input_rate=rate, encoding="pcm16", hints=hints)
 
     async def results(self, events: list[Any]) -> None:
@@ -132,7 +168,8 @@ def register(app: FastAPI) -> None:
                 kind = msg.get("type") if isinstance(msg, dict) else None
                 if kind == "start":
                     await rec.start(msg)
-                    log.info("jambonz stt started (%s @ %s Hz)", rec.language, msg.get("sampleRateHz"))
+                    log.info("jambonz stt started (%s @ %s Hz, %d hints)", rec.language, msg.get("sampleRateHz"),
+                             len(rec.hints.phrases))
                 elif kind == "stop":
                     await rec.stop()
                     await websocket.close(code=1000)
@@ -145,4 +182,4 @@ def register(app: FastAPI) -> None:
         except WebSocketDisconnect:
             pass
         finally:
-            log.debug("jambonz stt closed %s", mask_id(str(websocket.query_params.get("call_sid", "-"))))
+            log.debug("jambonz stt closed %s", mask_id(rec.call_sid or "-"))

@@ -20,3 +20,14 @@ class ImportValidationError(StoreError):
         lines = "\n".join(f"{path}:{line}: {msg}" for line, msg in problems[:50])
         more = f"\n… and {len(problems) - 50} more" if len(problems) > 50 else ""
         super().__init__(f"{len(problems)} bad row(s), nothing imported:\n{lines}{more}")
+
+
+class ExternalIdConflictError(StoreError):
+    """An import would give a WeCom `external_userid` that another customer holds in the store;
+    `conflicts` are `(external_userid, importing customer, holding customer)`. Nothing imported."""
+
+    def __init__(self, conflicts: list[tuple[str, str, str]]) -> None:
+        self.conflicts = conflicts
+        lines = "; ".join(f"external_userid {e!r} of customer {c!r} already belongs to customer {h!r}"
+                          for e, c, h in conflicts[:20])
+        super().__init__(f"{len(conflicts)} external_userid conflict(s), nothing imported: {lines}")

@@ -159,10 +159,12 @@ def read_text(path: Path) -> str:
     raise StoreError(f"{path}: not UTF-8 or GB18030 text")
 
 
-def parse_csv(path: Path, tz: tzinfo, warn: Callable[[str], None] | None = None) -> list[CustomerRecord]:
+def parse_csv(path: Path, tz: tzinfo, warn: Callable[[str], None] | None = None,
+              lines: dict[str, int] | None = None) -> list[CustomerRecord]:
     """Every row validated; raises ImportValidationError listing all bad rows by line number.
     Columns we do not know (SCRM exports carry many, e.g. vip_level) are ignored with one
-    warning naming them, passed to `warn` (default: the log)."""
+    warning naming them, passed to `warn` (default: the log). `lines`, when given, is filled
+    with each customer id's line number (for errors the store finds later)."""
     reader = csv.DictReader(io.StringIO(read_text(path), newline=""))
     header = [h.strip() for h in (reader.fieldnames or [])]
     missing = [c for c in REQUIRED if c not in header]
@@ -175,7 +177,7 @@ def parse_csv(path: Path, tz: tzinfo, warn: Callable[[str], None] | None = None)
     reader.fieldnames = header
     records: list[CustomerRecord] = []
     first_line: dict[str, int] = {}
-    first_external: dict[str, int] = {}
+    first_external: dict[str, tuple[int, str]] = {}
     for raw in reader:
         line_start = reader.line_num  # the record's last physical line (its only one, usually)
         if None in raw:
@@ -194,13 +196,17 @@ def parse_csv(path: Path, tz: tzinfo, warn: Callable[[str], None] | None = None)
         first_line[record.customer_id] = line_start
         if record.external_userid:
             if record.external_userid in first_external:
-                problems.append((line_start, f"external_userid: repeats line {first_external[record.external_userid]} "
-                                             f"({record.external_userid!r})"))
+                first, other = first_external[record.external_userid]
+                problems.append((line_start, f"external_userid {record.external_userid!r} of customer "
+                                             f"{record.customer_id!r} repeats line {first} (customer {other!r}); "
+                                             "a WeCom contact belongs to one customer"))
                 continue
-            first_external[record.external_userid] = line_start
+            first_external[record.external_userid] = (line_start, record.customer_id)
         records.append(record)
     if problems:
         raise ImportValidationError(str(path), problems)
+    if lines is not None:
+        lines.update(first_line)
     if not records:
         raise ImportValidationError(str(path), [(1, "no data rows")])
     return records
@@ -226,3 +232,12 @@ def shown_value(column: str, value: str) -> str:
 
 def _clean(msg: str) -> str:
     return msg.removeprefix("Value error, ")
+
+
+def external_conflict_problems(conflicts: list[tuple[str, str, str]],
+                               lines: dict[str, int]) -> list[tuple[int, str]]:
+    """The store's external_userid conflicts as (line, message) pairs of the import file."""
+    return sorted((lines.get(cid, 1), f"external_userid {ext!r} of customer {cid!r} already belongs to customer "
+                                      f"{holder!r} in the store (clear it there first, or import both customers "
+                                      "in one file)")
+                  for ext, cid, holder in conflicts)

@@ -20,7 +20,7 @@ from store import schema as t
 from store.codec import as_aware, result_to_payload, row_to_result
 from store.db import create_engine, insert, is_connectivity_error, migrate, open_lock, safe_url, translate_errors
 from store.durable import DurableWrites, jsonable
-from store.errors import StoreError
+from store.errors import ExternalIdConflictError, StoreError
 from store.gate import (
     DO_NOT_CONTACT,
     FREQUENCY_CAP,
@@ -100,6 +100,11 @@ class SqlStore(DurableWrites):
         return self._tx(lambda conn: conn.execute(
             sa.select(c.customer_id).where(c.external_userid == external_userid)).scalar())
 
+    def customers_by_external(self, external_userids: Iterable[str]) -> dict[str, str]:
+        """external_userid → the customer holding it, for those of these ids the store knows."""
+        ids = sorted(set(external_userids))
+        return self._tx(lambda conn: _external_holders(conn, ids))
+
     def _load_customer(self, conn: Connection, customer_id: str) -> Customer | None:
         row = self._customer_row(conn, customer_id)
         return None if row is None else self._customer_from(conn, row)
@@ -160,6 +165,7 @@ class SqlStore(DurableWrites):
 
         def run(conn: Connection) -> int:
             now = self._now()
+            _no_external_conflicts(conn, items)
             for i in range(0, len(items), batch):
                 writer.upsert_customers(conn, items[i:i + batch], self.keys, now)
                 if progress:
@@ -208,6 +214,63 @@ class SqlStore(DurableWrites):
 
         reason, masked = self._tx(run)
         return None if reason is None else self._refuse(customer_id, masked, channel, at, reason)
+
+    def check_contacts(self, contacts: Sequence[tuple[str, str | None]], at: datetime,
+                       channel: str = "call") -> dict[str, str]:
+        """`check_contact` for many (customer id, conversation id) at once, in one read transaction
+        of a few queries (a campaign batch): customer id → reason, for those refused."""
+        if channel not in GATED_CHANNELS or not contacts:
+            return {}
+        at = self._aware(at)
+        own = dict(contacts)
+        ids = sorted(own)
+        out = {cid: DO_NOT_CONTACT for cid in ids if self._outbox_blocks(cid)}
+
+        def run(conn: Connection) -> None:
+            c, d, g, a = t.customers.c, t.do_not_contact.c, t.tags.c, t.contact_attempts.c
+            cust = {r.customer_id: r for r in conn.execute(
+                sa.select(c.customer_id, c.phone_hash, c.timezone).where(c.customer_id.in_(ids)))}
+            hashes = [r.phone_hash for r in cust.values() if r.phone_hash]
+            dnc_rows = conn.execute(sa.select(d.customer_id, d.phone_hash).where(
+                sa.or_(d.customer_id.in_(ids), d.phone_hash.in_(hashes) if hashes else sa.false()))).all()
+            dnc_ids = {r.customer_id for r in dnc_rows}
+            dnc_hashes = {r.phone_hash for r in dnc_rows if r.phone_hash}
+            seen: dict[str, dict[str, datetime]] = {}
+            for cid, tag, last in conn.execute(
+                    sa.select(g.customer_id, g.tag, sa.func.max(g.at)).where(
+                        g.customer_id.in_(ids), g.tag.in_((INVALID_NUMBER, POWERED_OFF))).group_by(g.customer_id, g.tag)):
+                seen.setdefault(cid, {})[tag] = last
+            day, week = self.caps.windows(at)
+            counts: dict[str, list[int]] = {}
+            for cid, conv, n24, n7 in conn.execute(
+                    sa.select(a.customer_id, a.conversation_id, sa.func.count().filter(a.at > day), sa.func.count())
+                    .where(a.customer_id.in_(ids), a.channel == channel, a.at > week, a.at <= at)
+                    .group_by(a.customer_id, a.conversation_id)):
+                if own.get(cid) and conv == own[cid]:
+                    continue  # the attempt of this contact itself (a retried start) is not counted
+                n = counts.setdefault(cid, [0, 0])
+                n[0] += n24
+                n[1] += n7
+            for cid in ids:
+                if cid in out:
+                    continue
+                row = cust.get(cid)
+                if cid in dnc_ids or (row is not None and row.phone_hash in dnc_hashes):
+                    out[cid] = DO_NOT_CONTACT
+                    continue
+                tz = zone(row.timezone, "customer timezone") if row is not None and row.timezone else self.tz
+                if not self.window.allows(at.astimezone(tz)):
+                    out[cid] = OUTSIDE_CALLING_WINDOW
+                    continue
+                tags = seen.get(cid, {})
+                line = line_reason(channel, at.astimezone(tz), tags.get(INVALID_NUMBER),
+                                   as_aware(tags[POWERED_OFF], UTC) if tags.get(POWERED_OFF) else None, tz)
+                if line is not None:
+                    out[cid] = line
+                elif self.caps.exceeded(*counts.get(cid, [0, 0])):
+                    out[cid] = FREQUENCY_CAP
+        self._tx(run)
+        return out
 
     def open_contact(self, customer_id: str, at: datetime, channel: str = "call",
                      conversation_id: str | None = None) -> tuple[Customer, str | None]:
@@ -362,3 +425,45 @@ def _check_key(engine: Engine, keys: PhoneKeys, url: str) -> None:
         raise StoreError(
             f"the database at {safe_url(url)} was written with another phone key: set HUASHU_PHONE_KEY "
             "to the key used before (or restore <data_dir>/phone.key)")
+
+
+def _external_holders(conn: Connection, ids: Sequence[str]) -> dict[str, str]:
+    c = t.customers.c
+    out: dict[str, str] = {}
+    for i in range(0, len(ids), 2000):
+        q = sa.select(c.external_userid, c.customer_id).where(c.external_userid.in_(ids[i:i + 2000]))
+        out.update({str(e): str(cid) for e, cid in conn.execute(q)})
+    return out
+
+
+def _no_external_conflicts(conn: Connection, items: Sequence[CustomerRecord]) -> None:
+    """Before any write, refuse an import that gives an external_userid another customer holds
+    (the unique constraint would otherwise stop it half-way with a raw IntegrityError), unless
+    that customer is in the same import with another value: the file is the truth for the
+    customers it names, so a WeCom contact moves (holders cleared first, in this transaction).
+    Two customers never share one."""
+    wanted: dict[str, str] = {}
+    conflicts: list[tuple[str, str, str]] = []
+    for r in items:
+        if r.external_userid:
+            if r.external_userid in wanted:  # (parse_csv reports these by line; callers of the API)
+                conflicts.append((r.external_userid, r.customer_id, wanted[r.external_userid]))
+            wanted.setdefault(r.external_userid, r.customer_id)
+    if not wanted:
+        return
+    named = {r.customer_id: r.external_userid for r in items}
+    holders = _external_holders(conn, sorted(wanted))
+    moving: list[str] = []
+    for ext, cid in wanted.items():
+        holder = holders.get(ext)
+        if holder is None or holder == cid:
+            continue
+        if holder in named and named[holder] != ext:
+            moving.append(holder)
+        else:
+            conflicts.append((ext, cid, holder))
+    if conflicts:
+        raise ExternalIdConflictError(sorted(conflicts))
+    if moving:
+        c = t.customers.c
+        conn.execute(sa.update(t.customers).where(c.customer_id.in_(moving)).values(external_userid=None))

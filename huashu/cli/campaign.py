@@ -104,6 +104,8 @@ def campaign_simulate(
     days: Annotated[float, typer.Option("--days", min=0.01, help="simulated days")] = 3.0,
     seed: Annotated[int, typer.Option("--seed", help="customer behaviour seed")] = 0,
     touches_out: Annotated[Path | None, typer.Option("--touches-out", help="one JSON line per touch")] = None,
+    attempts_out: Annotated[Path | None, typer.Option(
+        "--attempts-out", help="one JSON line per provider attempt (placed at, ended at, trunk)")] = None,
     tick_minutes: Annotated[float, typer.Option("--tick-minutes", min=1, help="scheduler beat (simulated)")] = 5,
     as_json: Annotated[bool, typer.Option("--json", help="the final status as one JSON document")] = False,
 ) -> None:
@@ -125,10 +127,11 @@ def campaign_simulate(
         task = bar.add_task("sim", total=1.0)
         result = simulate.run(st, scratch, file, settings.effective_scripts_dir, begin, days, seed,
                               timedelta(minutes=tick_minutes), progress=lambda f: bar.update(task, completed=f))
-    if touches_out is not None:
-        with touches_out.open("w", encoding="utf-8") as fh:
-            for line in result.touches:
-                fh.write(json.dumps(line, ensure_ascii=False) + "\n")
+    for path, lines in ((touches_out, result.touches), (attempts_out, result.attempt_lines())):
+        if path is not None:
+            with path.open("w", encoding="utf-8") as fh:
+                for line in lines:
+                    fh.write(json.dumps(line, ensure_ascii=False) + "\n")
     if as_json:
         print(json.dumps({**result.status, "customers": result.customers, "ticks": result.ticks},
                          ensure_ascii=False))

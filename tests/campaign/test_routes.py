@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from campaign import tables as ct
 from campaign.repo import Touches
 from campaign.spec import load
 from core.settings import Settings
@@ -128,3 +129,67 @@ def test_embedded_dispatcher_runs_a_campaign_registered_before_the_start(
         page = client.get("/v1/reports/campaigns/route_push", headers={"Authorization": f"Bearer {AGENT}"})
         assert page.status_code == 200 and "<table id=steps>" in page.text and ">30<" in page.text
         assert client.get("/v1/campaigns/nope/status", headers=signed(SECRET, b"")).status_code == 404
+
+
+CALL_STEP = """\
+name: status_push
+crowd: deposit_unpaid
+steps:
+  - id: call
+    channel: call
+    track: presale_deposit
+"""
+
+
+def test_jambonz_campaign_status_records_a_never_answered_call_once_and_applies_the_retry_rules(
+        tmp_path: Path, db_url: str) -> None:
+    """jambonz's status hook for calls the runner placed: busy, unanswered and failed calls (SIP
+    cause) are stored once as `unreachable` with their reason, and the touch follows its rule."""
+    from campaign.runner import Runner
+    from server.security import sign
+    from tests.campaign.conftest import Recorder, at, make_settings
+
+    jsecret = "jambonz-secret"
+    settings = make_settings(tmp_path, db_url, gateway_secret=SECRET, agent_keys=AGENT, jambonz_secret=jsecret,
+                             calling_window="00:00-24:00")
+    with client_for(settings) as client:
+        store = client.app.state.huashu.runtime.store  # type: ignore[attr-defined]
+        store.upsert_customers(customers(6))
+        path = tmp_path / "status_push.yml"
+        path.write_text(CALL_STEP, encoding="utf-8")
+        touches = Touches.open(store)
+        now = at("2026-06-01T14:00")
+        touches.register(load(path, SCRIPTS), now)
+        calls = Recorder()
+        runner = Runner(touches, lambda: now, sms=calls, wecom=calls, calls=calls)  # places; the app's runner hears
+        for touch_id in runner.tick(now):
+            runner.execute(touch_id)
+        assert len([k for ch, k in calls.requests if ch == "call"]) == 6
+
+        def status(customer: str, call_status: str, sip: int, **extra: Any) -> Any:
+            body = json.dumps({"call_sid": f"jb-{customer}", "direction": "outbound", "call_status": call_status,
+                               "sip_status": sip, "from": "4008208820", "to": "13800000000", **extra,
+                               "customerData": {"huashu_call_id": f"status_push:call:{customer}",
+                                                "customer_id": customer, "track": "presale_deposit"}}).encode()
+            r = client.post("/jambonz/campaign-status", content=body,
+                            headers={"Content-Type": "application/json", "Jambonz-Signature": sign(jsecret, body)})
+            assert r.status_code == 200, r.text
+            return r.json()
+
+        assert status("c0000", "ringing", 180) == {"ignored": True}
+        cases = {"c0000": ("busy", 486, {}, "retry", "busy"), "c0001": ("failed", 404, {}, "unreachable", "invalid_number"),
+                 "c0002": ("failed", 480, {}, "retry", "no_answer"), "c0003": ("failed", 503, {}, "retry", "no_answer"),
+                 "c0004": ("completed", 200, {"duration": 0}, "retry", "no_answer"),
+                 "c0005": ("no-answer", 487, {}, "retry", "no_answer")}
+        for customer, (call_status, sip, extra, outcome, _tag) in cases.items():
+            assert status(customer, call_status, sip, **extra)["touch"] == outcome, customer
+        assert status("c0001", "failed", 404)["duplicate"] is True  # jambonz repeating the hook
+        for customer, (*_, tag) in cases.items():
+            rows = [(r.conversation_id, r.outcome, r.grade, tuple(r.tags)) for r in store.list_conversations(customer_id=customer)]
+            assert rows == [(f"status_push:call:{customer}", "unreachable", "E", ("unreachable", tag))], customer
+        with store.engine.connect() as conn:
+            touch = {r.customer_id: r for r in conn.execute(sa.select(ct.touches))}
+        assert (touch["c0001"].status, touch["c0001"].reason) == ("unreachable", "invalid_number")  # never again
+        assert (touch["c0000"].state, touch["c0000"].reason) == ("pending", "busy")  # busy: 30 minutes later
+        assert (touch["c0003"].state, touch["c0003"].reason) == ("pending", "sip_503")  # the `failed` rule
+        assert store.check_contact("c0001", datetime.now(UTC)) == "invalid_number"  # the gate read it

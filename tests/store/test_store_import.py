@@ -157,4 +157,29 @@ def test_wecom_external_userid_and_gender_import_and_map_to_the_customer(
     with pytest.raises(ImportValidationError) as info:
         parse_csv(bad, TZ)
     text = str(info.value)
-    assert "external_userid: repeats line 2" in text and "gender: must be 女/男" in text
+    assert "external_userid 'wmX' of customer 'x2' repeats line 2 (customer 'x1')" in text
+    assert "gender: must be 女/男" in text
+
+
+def test_an_external_userid_another_customer_holds_is_a_clear_error_naming_file_line_and_both(
+        tmp_path: Path, store_settings: Settings, store: SqlStore) -> None:
+    """Issue 16: a WeCom id already on another customer gave an IntegrityError traceback; now the
+    file, line and both customer ids, nothing imported. Named together in one file they move."""
+    first = tmp_path / "first.csv"
+    first.write_text("customer_id,phone,external_userid\nw1,13900000031,wmA\nw2,13900000032,wmB\n", encoding="utf-8")
+    assert run_cli(["customers", "import", str(first)], store_settings)[0] == 0
+    clash = tmp_path / "clash.csv"
+    clash.write_text("customer_id,phone,external_userid\nw3,13900000033,\nw4,13900000034,wmA\n", encoding="utf-8")
+    code, _out, err = run_cli(["customers", "import", str(clash)], store_settings)
+    assert code == 1 and "Traceback" not in err and "IntegrityError" not in err
+    assert f"{clash}:3: external_userid 'wmA' of customer 'w4' already belongs to customer 'w1'" in err
+    assert "nothing imported" in err and store.get_customer("w3") is None and store.get_customer("w4") is None
+    dup = tmp_path / "dup.csv"
+    dup.write_text("customer_id,phone,external_userid\nw5,13900000035,wmZ\nw6,13900000036,wmZ\n", encoding="utf-8")
+    code, _out, err = run_cli(["customers", "import", str(dup)], store_settings)
+    assert code == 1 and f"{dup}:3: external_userid 'wmZ' of customer 'w6' repeats line 2 (customer 'w5')" in err
+    swap = tmp_path / "swap.csv"  # the file is the truth for the customers it names: a swap goes through
+    swap.write_text("customer_id,phone,external_userid\nw1,13900000031,wmB\nw2,13900000032,wmA\n", encoding="utf-8")
+    code, _out, err = run_cli(["customers", "import", str(swap)], store_settings)
+    assert code == 0, err
+    assert (store.customer_id_for_external("wmA"), store.customer_id_for_external("wmB")) == ("w2", "w1")
