@@ -15,8 +15,7 @@ import pytest
 from core.parse import ClassifyContext, IntentClassifier, Parse
 from core.settings import Settings
 from nlu import CONFIDENCE_THRESHOLD, NluModelError, load_classifier
-from nlu.classifier import (HuashuClassifier, classifier_from_dir, clauses, ensure_model, model_status,
-                            rule_clauses)
+from nlu.classifier import HuashuClassifier, classifier_from_dir, clauses, ensure_model, model_status, rule_clauses
 from nlu.data import data_hash
 from nlu.rules import load_rules
 from nlu.train import train_model
