@@ -4,6 +4,9 @@ two `huashu worker` processes on Redis, and a simulated 3-day cascade.
 Run: .venv/bin/python bench/campaign.py [--customers 100000] [--dispatch 5000] [--sim-customers 5000]
                                         [--write-results]   (replaces the "## Campaigns" section of RESULTS.md)
 Needs the local PostgreSQL (scratch database created and dropped) and Redis.
+
+The 3-day cascade alone, at several sizes (the scaling; "## Campaign simulate, 3 days" section):
+     .venv/bin/python bench/campaign.py --sim-only --sim-sizes 2000,10000,30000 [--write-results]
 """
 
 from __future__ import annotations
@@ -128,17 +131,32 @@ def bench_dispatch(st: SqlStore, n: int, workers: int, threads: int) -> dict[str
                 "p99_s": pct(lat, 99), "provider": provider.n, "planned": total}
 
 
-def bench_sim(customers: int, days: float) -> tuple[float, dict[str, Any], int]:
+def bench_sim(customers: int, days: float) -> tuple[float, dict[str, Any], int, float, int, int]:
+    """(wall s, status, touches, CPU s of this process, ticks, attempts) of `campaign simulate`'s
+    path (simulate.run on a SQLite scratch store) over `customers` demo customers."""
     with tempfile.TemporaryDirectory() as tmp:
-        settings = Settings(data_dir=Path(tmp) / "src", phone_key="bench")
+        settings = Settings(data_dir=Path(tmp) / "src", phone_key="bench", database_url="")
         src = open_store(settings)
         src.upsert_customers(generate_customers(customers, seed=7, today=DAY))
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         result = simulate.run(src, lambda p: open_store(settings.model_copy(update={"data_dir": p})), PRESALE,
                               ROOT / "scripts_zh", datetime(2026, 6, 1, 9, tzinfo=TZ), days, seed=1)
-        wall = time.perf_counter() - t0
+        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
         src.close()
-        return wall, result.status, len(result.touches)
+        return wall, result.status, len(result.touches), cpu, result.ticks, len(result.attempts)
+
+
+def sim_scaling(sizes: list[int], days: float, emit: Any) -> None:
+    emit("| customers | touches (finished) | provider attempts | simulated beats | wall | CPU | touches/s (wall) "
+         "| load avg before → after |")
+    emit("|---|---|---|---|---|---|---|---|")
+    for n in sizes:
+        before = os.getloadavg()[0]
+        wall, status, touched, cpu, ticks, attempts = bench_sim(n, days)
+        after = os.getloadavg()[0]
+        steps = ", ".join(f"{s['step']} {s['touches']}" for s in status["steps"])
+        emit(f"| {n:,} | {touched:,} ({steps}) | {attempts:,} | {ticks:,} | {wall:.0f} s | {cpu:.0f} s "
+             f"| {touched / wall:.0f} | {before:.1f} → {after:.1f} |")
 
 
 def main() -> None:
@@ -151,12 +169,29 @@ def main() -> None:
     ap.add_argument("--sim-customers", type=int, default=5000)
     ap.add_argument("--sim-days", type=float, default=3)
     ap.add_argument("--write-results", action="store_true")
+    ap.add_argument("--sim-only", action="store_true", help="only the simulated cascade, at --sim-sizes")
+    ap.add_argument("--sim-sizes", default="2000,10000,30000")
     args = ap.parse_args()
     lines: list[str] = []
 
     def emit(line: str = "") -> None:
         print(line, flush=True)
         lines.append(line)
+
+    if args.sim_only:
+        sizes = [int(x) for x in args.sim_sizes.split(",")]
+        emit(f"`campaign simulate` path (campaign.simulate.run: the runner, its Dramatiq actor on a StubBroker "
+             f"with 4 threads, pacing and facts check, SQLite scratch store) over presale_deposit_push, "
+             f"{args.sim_days:g} simulated days from 2026-06-01 09:00, demo customers (seed 7), behaviour seed 1.")
+        emit()
+        sim_scaling(sizes, args.sim_days, emit)
+        emit()
+        emit(f"Machine: {machine()} (2 cores shared with other agents' jobs: wall times are inflated, CPU is "
+             f"this process's). Command: `.venv/bin/python bench/campaign.py --sim-only --sim-sizes "
+             f"{args.sim_sizes}`.")
+        if args.write_results:
+            write_section(ROOT / "bench" / "RESULTS.md", "## Campaign simulate, 3 days", lines)
+        return
 
     load1 = os.getloadavg()[0]
     with backend("postgresql") as st:
@@ -175,7 +210,7 @@ def main() -> None:
         emit(f"| dispatch, {args.workers} `huashu worker` × {args.threads} threads on Redis, PostgreSQL store, "
              f"WeCom step to a local provider | {d['touches']:,} touches | {d['per_s']:.0f} touches/s sustained "
              f"({d['wall_s']:.1f} s first→last send) | due→sent p50 {d['p50_s']:.1f} s, p99 {d['p99_s']:.1f} s |")
-    wall, status, touched = bench_sim(args.sim_customers, args.sim_days)
+    wall, status, touched, _, _, _ = bench_sim(args.sim_customers, args.sim_days)
     steps = ", ".join(f"{s['step']} {s['touches']}" for s in status["steps"])
     emit(f"| `campaign simulate` presale_deposit_push, {args.sim_days:g} simulated days, SQLite scratch store "
          f"| {args.sim_customers:,} customers, {touched:,} touches ({steps}) | {wall:.0f} s wall | – |")

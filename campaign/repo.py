@@ -277,6 +277,16 @@ class Touches:
             return fresh
         return self._tx(run, write=True)
 
+    def release_many(self, touches: Sequence[Touch], reason: str, due_at: datetime) -> int:
+        """Claimed touches of one claim back to pending, due at `due_at` (a pacing limit was full:
+        its next bucket), in one commit."""
+        if not touches:
+            return 0
+        return self._tx(lambda conn: len(conn.execute(ct.touches.update().where(
+            TOUCH.id.in_([x.id for x in touches]), TOUCH.claim == touches[0].claim, TOUCH.state == "claimed")
+            .values(state="pending", status=None, reason=reason[:80], claim=None, claimed_until=None, due_at=due_at)
+            .returning(TOUCH.id)).all()), write=True)
+
     def sent_many(self, touches: Sequence[Touch], now: datetime) -> int:
         """Messages the provider accepted: done/sent, attempt results and contact attempts, one commit."""
         if not touches:
@@ -398,9 +408,9 @@ class Touches:
         if len(parts) < 3:
             return None
         campaign, step, customer = parts[0], parts[1], ":".join(parts[2:])
-        tid = self._tx(lambda conn: conn.execute(sa.select(TOUCH.id).where(
-            TOUCH.campaign == campaign, TOUCH.step == step, TOUCH.customer_id == customer)).scalar())
-        return None if tid is None else self.get(int(tid))
+        row = self._tx(lambda conn: conn.execute(sa.select(*TOUCH_COLUMNS).where(
+            TOUCH.campaign == campaign, TOUCH.step == step, TOUCH.customer_id == customer)).first())
+        return None if row is None else Touch(*row)  # type: ignore[call-arg]
 
     def call_attempts(self, customer_id: str, since: datetime) -> list[datetime]:
         """Times of call attempts to this callee since `since` (carrier rules count attempts)."""

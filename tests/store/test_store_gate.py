@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 from store import open_store
 from store.errors import StoreError
@@ -155,3 +156,27 @@ def test_an_empty_number_is_never_called_again_and_a_phone_that_was_off_is_retri
     assert known.check_contact("c2", at(1, 15)) == "powered_off"  # not again today…
     assert known.check_contact("c2", at(2, 10)) is None  # …but tomorrow
     assert known.check_contact("c2", at(1, 15), "sms") is None
+
+
+def test_check_contacts_answers_what_check_contact_answers_one_by_one(known: SqlStore) -> None:
+    """The batch gate (a campaign batch) against the one-by-one gate, customer by customer, over
+    do-not-contact (by id and by a shared phone), window per zone, line tags, caps, own attempts."""
+    from .factories import result
+
+    known.upsert_customers([customer(f"k{i}", f"1390000{i:04d}") for i in range(8)] +
+                           [customer("same_phone", "13900001111"), customer("la", "13900009999")])
+    with known.engine.begin() as conn:
+        conn.execute(sa.text("UPDATE customers SET timezone='America/Los_Angeles' WHERE customer_id='la'"))
+    known.mark_do_not_contact("c1", "opt_out", "call:x", at(1, 9))  # same_phone shares c1's number
+    known.mark_do_not_contact("k0", "opt_out", "call:y", at(1, 9))
+    known.write_result(result("call-empty", "k1", "unreachable", ("invalid_number",), ended_at=at(1, 10)))
+    known.write_result(result("call-off", "k2", "unreachable", ("powered_off",), ended_at=at(1, 10)))
+    known.record_attempt("k3", "t:k3", at(1, 10))  # its own attempt: a retried start is not capped by it
+    known.record_attempt("k4", "other", at(1, 10))  # another contact today: over the daily cap
+    for day, hh in ((1, 11), (1, 15), (1, 22), (2, 10)):
+        for channel in ("call", "sms", "wecom"):
+            contacts = [(c, f"t:{c}") for c in ("c1", "c2", "same_phone", "la", "nobody", *(f"k{i}" for i in range(8)))]
+            batch = known.check_contacts(contacts, at(day, hh), channel)
+            one = {c: known.check_contact(c, at(day, hh), channel, conversation_id=conv) for c, conv in contacts}
+            assert batch == {c: r for c, r in one.items() if r is not None}, (day, hh, channel)
+    assert known.check_contacts([("k3", "t:k3"), ("k4", "t:k4")], at(1, 11)) == {"k4": "frequency_cap"}
