@@ -18,6 +18,7 @@ import threading
 import time
 import uuid
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -94,6 +95,7 @@ class Gateway:
         self.log: list[Delivery] = []
         self.paid_at: dict[str, float] = {}  # customer → time.monotonic() of the payment
         self.accepted: set[str] = set()
+        self.before_reply: Callable[[str], None] | None = None  # a fault to inject while a request is in flight
         self.lock = threading.Lock()
         gateway = self
 
@@ -139,6 +141,7 @@ class Gateway:
             key = body["call_id"]
             if self._note("call", [key]):
                 threading.Thread(target=self.result, args=(key, body["customer_id"]), daemon=True).start()
+            self._before_reply("call")
             return {"accepted": True}
         messages = body["messages"]
         fresh = set(self._note(body["channel"], [m["task_id"] for m in messages]))
@@ -148,7 +151,13 @@ class Gateway:
                 record(self.runner, Event(f"pay-{cid}", "deposit_paid", cid, datetime.now(UTC), {}))
                 with self.lock:
                     self.paid_at[cid] = time.monotonic()
+        self._before_reply(body["channel"])
         return {"accepted": [m["task_id"] for m in messages]}
+
+    def _before_reply(self, channel: str) -> None:
+        hook = self.before_reply
+        if hook is not None:
+            hook(channel)
 
     def result(self, key: str, customer_id: str) -> None:
         time.sleep(0.05)
@@ -237,7 +246,7 @@ class Cascade:
 
     def __init__(self, tmp_path: Path, pg_url: str, broker_url: str, redis_url: str, *, customers: int = 500,
                  name: str = "push500", worker_db_url: str | None = None, lease_s: float = 3,
-                 resend_s: float = 4, pacing: dict[str, Any] | None = None) -> None:
+                 resend_s: float = 4, result_timeout_s: float = 1800, pacing: dict[str, Any] | None = None) -> None:
         from store import open_store
 
         self.tmp_path, self.name = tmp_path, name
@@ -261,7 +270,8 @@ class Cascade:
                     "HUASHU_CALL_GATEWAY": "webhook", "HUASHU_ORIGINATE_URL": f"{gw}/originate",
                     "HUASHU_SMS_WEBHOOK_URL": f"{gw}/sms", "HUASHU_WECOM_WEBHOOK_URL": f"{gw}/wecom",
                     "HUASHU_CAMPAIGN_LEASE_S": str(lease_s), "HUASHU_CAMPAIGN_TICK_S": "0.5",
-                    "HUASHU_CAMPAIGN_RESEND_S": str(resend_s), "HUASHU_GATEWAY_SECRET": "s3cret"}
+                    "HUASHU_CAMPAIGN_RESEND_S": str(resend_s), "HUASHU_CAMPAIGN_RESULT_TIMEOUT_S": str(result_timeout_s),
+                    "HUASHU_GATEWAY_SECRET": "s3cret"}
         self.workers: list[subprocess.Popen[bytes]] = []
         self._logs: list[IO[str]] = []
 
@@ -290,10 +300,20 @@ class Cascade:
         """Touches that stay pending: busy calls (retried in 30 min), the closed zone's three steps."""
         return len(self.groups["busy"]) + 3 * len(self.groups["closed"])
 
+    def unplaced(self) -> list[Any]:
+        """Calls whose `sending` commit the database took but the worker never heard of (the line
+        was cut in the COMMIT): the call was never placed, and no worker may know that, so none
+        dials it; it fails `no_result` after the result timeout and is retried by the `failed`
+        rule (30 minutes later)."""
+        t = ct.touches.c
+        with self.store.engine.connect() as conn:
+            return list(conn.execute(sa.select(t.step, t.customer_id, t.state, t.reason, t.attempts).where(
+                t.campaign == self.name, t.state == "pending", t.reason == "no_result")).all())
+
     def settled(self) -> bool:
         states = self.touches.counts_by_state(self.name)
-        return states.get("pending", 0) == self.expected_open() and \
-            sum(states.values()) - states.get("done", 0) == self.expected_open() and \
+        open_ = self.expected_open() + len([r for r in self.unplaced() if r.customer_id not in self.groups["busy"]])
+        return states.get("pending", 0) == open_ and sum(states.values()) - states.get("done", 0) == open_ and \
             "call" in {r["step"] for r in self.touches.touch_lines(self.name)}
 
     def wait_settled(self, timeout_s: float = 120) -> None:
@@ -301,7 +321,21 @@ class Cascade:
             wait_for("the cascade to settle", self.settled, timeout_s, self.touches)
         except AssertionError as exc:
             odd = [o for o in self.gateway.outcomes if o.rsplit(":", 1)[1] not in ("answered", "retry", "unreachable")]
-            raise AssertionError(f"{exc} {odd[:20]}") from None
+            raise AssertionError(f"{exc} {odd[:20]} {self._stuck()}") from None
+
+    def _stuck(self) -> list[str]:
+        """Touches still in flight, with what the gateway got and answered for them."""
+        t = ct.touches.c
+        with self.store.engine.connect() as conn:
+            rows = conn.execute(sa.select(t.id, t.step, t.customer_id, t.state, t.attempts, t.at).where(
+                t.campaign == self.name, t.state.not_in(("done", "pending")))).all()
+        out = []
+        for r in rows[:5]:
+            seen = [(d.key, round(d.at, 2), d.repeat) for d in self.gateway.log if d.step_customer == (r.step,
+                                                                                                      r.customer_id)]
+            answers = [o for o in self.gateway.outcomes if f":{r.step}:{r.customer_id}" in o]
+            out.append(f"{tuple(r)} requests {seen} results {answers}")
+        return out
 
     def stop_workers(self) -> None:
         for w in self.workers:
@@ -357,16 +391,20 @@ class Cascade:
             for step in LATER_STEPS:
                 r = by.get((step, cid))
                 assert r is None or r.status == "skipped" or r.at < paid[cid], (step, cid)
-        for cid in groups["busy"]:  # busy: retried per the rules (30 minutes later), not yet
+        unplaced = {r.customer_id for r in self.unplaced()}
+        for cid in groups["busy"] - unplaced:  # busy: retried per the rules (30 minutes later), not yet
             r = by[("call", cid)]
             assert (r.state, r.reason, r.attempts) == ("pending", "busy", 1)
             assert r.due_at - r.at >= timedelta(minutes=30)
-        for cid in groups["invalid"]:  # invalid number: never retried
+        for cid in groups["invalid"] - unplaced:  # invalid number: never retried
             r = by[("call", cid)]
             assert (r.state, r.status, r.reason, r.attempts) == ("done", "unreachable", "invalid_number", 1)
+        placed = {d.step_customer for d in self.gateway.log}
+        for cid in unplaced:  # never placed, never dialled by a takeover, to be retried
+            assert ("call", cid) not in placed and (by[("call", cid)].attempts, by[("call", cid)].step) == (1, "call")
         for cid in groups["plain"]:  # the store's results are complete
             assert by[("invite", cid)].status == "sent" and by[("remind", cid)].status == "sent"
-            assert by[("call", cid)].status == "answered"
+            assert by[("call", cid)].status == "answered" or cid in unplaced
         parsed = CallingWindow.parse(self.window)
         attempts = touches.attempts(self.name)
         closed = ZoneInfo(self.closed_tz)
@@ -381,7 +419,7 @@ class Cascade:
         keys = {k for _, k in requests}
         assert len({tuple(k.split("#")[0].split(":")[1:]) for k in keys}) == len(keys)
         print(f"\n{len(rows)} touches, {len(requests)} provider requests, {len(keys)} keys, "
-              f"{len(self.gateway.repeats())} repeats of a key")
+              f"{len(self.gateway.repeats())} repeats of a key, {len(unplaced)} calls unplaced after a cut commit")
 
 
 class Watch:

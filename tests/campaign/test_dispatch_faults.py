@@ -4,7 +4,9 @@ reached the SMS provider, with reminders and calls still to go):
 
 - a private Redis broker SIGKILLed and restarted empty on the same port (every queued message lost);
 - a private RabbitMQ node SIGKILLed and restarted (durable queues; the connections drop);
-- PostgreSQL cut for 5 s by a TCP proxy between the workers and the database.
+- PostgreSQL cut twice for 5 s by a TCP proxy between the workers and the database, each time
+  inside a provider request (an SMS batch, then a call), so the worker cannot commit what the
+  provider took.
 
 While the fault is on and until the run settles, a watcher samples what customers would notice
 (a step delivered twice under two keys, an opted-out customer messaged, a payer reminded after
@@ -14,6 +16,7 @@ one attempt per touch); afterwards every invariant of the SIGKILL test is checke
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -179,21 +182,46 @@ def test_database_outage_mid_dispatch(tmp_path: Path, fresh_pg: str) -> None:
     url = sa.make_url(fresh_pg)
     proxy = TcpProxy(url.host or "127.0.0.1", url.port or 5432)
     through_proxy = url.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
+    plan = ["sms", "call"]  # cut inside the next SMS request, then (once back) inside the next call request
+    cuts: list[tuple[str, float]] = []
+    back = threading.Event()
+    lock = threading.Lock()
+
+    def cut_now(channel: str) -> None:
+        """Inside a provider request (the worker waits for its answer): the database goes away, so
+        the worker cannot commit that the provider took these messages (or placed this call)."""
+        with lock:
+            if len(cuts) >= len(plan) or channel != plan[len(cuts)] or (cuts and not back.is_set()):
+                return
+            back.clear()
+            cuts.append((channel, time.monotonic()))
+            proxy.cut()  # live connections dropped, new ones refused
+        threading.Timer(5.0, restore).start()
+
+    def restore() -> None:
+        proxy.resume()
+        back.set()
 
     def outage() -> None:
-        proxy.cut()  # live connections dropped, new ones refused
-        time.sleep(5)
-        proxy.resume()
+        run.gateway.before_reply = cut_now
+        deadline = time.monotonic() + 60
+        while (len(cuts) < len(plan) or not back.is_set()) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        run.gateway.before_reply = None
+        assert len(cuts) == len(plan) and back.wait(10), cuts
 
     try:
-        # Leases of 3 s run out during the outage: a message whose provider call went out but
-        # whose commit did not is taken over and sent again under the same key, which the
-        # provider drops (a repeat, counted); no customer gets a step twice.
+        # Leases of 3 s run out during each outage: what was in flight is taken over afterwards.
         with Cascade(tmp_path, fresh_pg, REDIS_URL, REDIS_URL, customers=CUSTOMERS, name="dbout",
-                     worker_db_url=through_proxy, lease_s=3, pacing=PACING) as run:
+                     worker_db_url=through_proxy, lease_s=3, result_timeout_s=15, pacing=PACING) as run:
             tl = _run_with_fault(run, outage)
             run.check_invariants()
             assert "cannot reach the database" in run.worker_logs()  # the workers did see the outage
-            print(tl.report(run, "database outage"))
+            repeats = run.gateway.repeats()
+            print(tl.report(run, "database outage") + "; cuts of 5 s inside a provider request: " + ", ".join(
+                f"{ch} at {at - tl.started:.1f} s" for ch, at in cuts))
+            # The SMS batch in flight at the first cut was sent again under the same keys (dropped
+            # by the provider); the call in flight at the second was never dialled again.
+            assert repeats and {d.channel for d in repeats} == {"sms"}
     finally:
         proxy.close()
