@@ -36,6 +36,7 @@ log = logging.getLogger("huashu.campaign")
 QUEUE = "huashu_campaign"
 ACTOR = "huashu_execute_touches"
 BATCH = 50  # touch ids per message: one claim, one provider request, one commit per phase
+BACKEND_RETRY_S = 2.0  # a touch held back while the pacing backend is unreachable is tried again after this
 
 
 def make_broker(url: str, namespace: str = "huashu") -> dramatiq.Broker:
@@ -51,6 +52,15 @@ def make_broker(url: str, namespace: str = "huashu") -> dramatiq.Broker:
 
         return RabbitmqBroker(url=url, confirm_delivery=True)
     raise StoreError(f"HUASHU_BROKER_URL must be redis://… or amqp://… (or empty: in-process), got {url!r}")
+
+
+def _backend_errors() -> tuple[type[BaseException], ...]:
+    """What a rate limiter backend raises when its server is away."""
+    try:
+        from redis import RedisError
+    except ImportError:
+        return (OSError,)
+    return (OSError, RedisError)
 
 
 def make_limiter_backend(redis_url: str) -> RateLimiterBackend:
@@ -115,10 +125,16 @@ class Pacer:
             return
         per_s = pacing.calls_per_second if touch.channel == "call" else pacing.sms_per_second
         rate = self._limiter(touch.channel, camp.name, per_s)
-        with rate.acquire(raise_on_failure=False) as ok:
-            if not ok:
-                ms = int(self.clock().timestamp() * 1000)
-                raise Paced(max(rate.bucket_of()[1] - ms, 1) / 1000)
+        try:
+            with rate.acquire(raise_on_failure=False) as ok:
+                if not ok:
+                    ms = int(self.clock().timestamp() * 1000)
+                    raise Paced(max(rate.bucket_of()[1] - ms, 1) / 1000)
+        except _backend_errors() as exc:
+            # The limits cannot be counted (Redis restarting, say): send nothing now rather than
+            # unpaced, and try again shortly, not after the 10 minutes of a failed send.
+            log.warning("pacing backend unavailable (%s): touch %d held back", exc, touch.id)
+            raise Paced(BACKEND_RETRY_S) from None
 
 
 def declare(broker: dramatiq.Broker, runner: Callable[[], Runner], resend_paced: bool = True

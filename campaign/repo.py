@@ -277,6 +277,16 @@ class Touches:
             return fresh
         return self._tx(run, write=True)
 
+    def release_many(self, touches: Sequence[Touch], reason: str, due_at: datetime) -> int:
+        """Claimed touches of one claim back to pending, due at `due_at` (a pacing limit was full:
+        its next bucket), in one commit."""
+        if not touches:
+            return 0
+        return self._tx(lambda conn: len(conn.execute(ct.touches.update().where(
+            TOUCH.id.in_([x.id for x in touches]), TOUCH.claim == touches[0].claim, TOUCH.state == "claimed")
+            .values(state="pending", status=None, reason=reason[:80], claim=None, claimed_until=None, due_at=due_at)
+            .returning(TOUCH.id)).all()), write=True)
+
     def sent_many(self, touches: Sequence[Touch], now: datetime) -> int:
         """Messages the provider accepted: done/sent, attempt results and contact attempts, one commit."""
         if not touches:

@@ -251,28 +251,41 @@ class Runner:
         return out, paced
 
     def _send_group(self, name: str, step_id: str, group: list[Touch], now: datetime, paced: list[int]) -> list[str]:
+        """Pacing first (one commit releases what a full limit holds back), then the gate, then who
+        still belongs to the step, right before the send: a customer who paid while this batch
+        was being paced and gated is not reminded (the window left is one query and one commit)."""
         camp, _, _ = self.touches.campaign(name, fresh=False)
         step = camp.step(step_id)
-        targets = targets_in(self.store, camp.crowd, step.when, [x.customer_id for x in group], now)
         out: list[str] = []
-        ready: list[Touch] = []
-        for touch in group:
-            if touch.customer_id not in targets:
-                out.append(self._skip(touch, now, "no_longer_matches"))
-                continue
-            verdict = self._gate(touch, now)
-            if verdict is not None:
-                out.append(verdict)
-                continue
-            if self.pacer is not None:
+        if self.pacer is not None:
+            allowed: list[Touch] = []
+            held: list[Touch] = []
+            wait_s = 0.0
+            for touch in group:
                 try:
                     self.pacer(touch, camp)
                 except Paced as p:
-                    self.touches.finish(touch, state="pending", status=None, reason="paced",
-                                        due_at=now + timedelta(seconds=p.delay_s))
-                    paced.append(touch.id)
+                    held.append(touch)
+                    wait_s = max(wait_s, p.delay_s)
                     continue
-            ready.append(touch)
+                allowed.append(touch)
+            self.touches.release_many(held, "paced", now + timedelta(seconds=wait_s))
+            paced += [x.id for x in held]
+            group = allowed
+        gated: list[Touch] = []
+        for touch in group:
+            verdict = self._gate(touch, now)
+            if verdict is None:
+                gated.append(touch)
+            else:
+                out.append(verdict)
+        targets = targets_in(self.store, camp.crowd, step.when, [x.customer_id for x in gated], now) if gated else {}
+        ready: list[Touch] = []
+        for touch in gated:
+            if touch.customer_id in targets:
+                ready.append(touch)
+            else:
+                out.append(self._skip(touch, now, "no_longer_matches"))
         sending = self.touches.begin_send_many(ready, now)
         if not sending:
             return out

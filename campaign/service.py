@@ -55,7 +55,8 @@ def build_runner(store: SqlStore, cs: CampaignSettings, clock: Callable[[], date
     touches against the talk tracks of `scripts_dir` (default: the store's settings')."""
     touches = Touches.open(store)
     sms, wecom = providers(cs)
-    runner = Runner(touches, clock, sms=sms, wecom=wecom, calls=placer(cs), lease=timedelta(seconds=cs.campaign_lease_s))
+    runner = Runner(touches, clock, sms=sms, wecom=wecom, calls=placer(cs), lease=timedelta(seconds=cs.campaign_lease_s),
+                    result_timeout=timedelta(seconds=cs.campaign_result_timeout_s))
     if pacing:
         runner.pacer = Pacer(make_limiter_backend(cs.redis_url), cs.redis_prefix, clock)
     runner.facts = FactsCheck(store, scripts_dir or store.settings.effective_scripts_dir)

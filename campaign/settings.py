@@ -17,6 +17,7 @@ class CampaignSettings(BaseSettings):
     campaign_embedded: bool = False  # `huashu serve` turns it on: the runner in-process without a broker
     campaign_resend_s: float = Field(default=60, gt=0)  # re-enqueue a due touch whose message got lost
     campaign_lease_s: float = Field(default=300, gt=0)  # a claimed touch's lease (a dead worker's expires)
+    campaign_result_timeout_s: float = Field(default=1800, gt=0)  # a placed call without a result fails no_result
     gateway_secret: str = ""  # signs originate webhooks (first of the comma-separated list)
     public_base_url: str = "http://127.0.0.1:8000"
     call_gateway: str = ""  # "" (no calls) | webhook | jambonz

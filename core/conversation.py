@@ -87,6 +87,13 @@ class BotAction:
         return {"type": self.type}
 
 
+def _secondary(data: Any) -> tuple[str, float] | None:
+    """TurnRecord.secondary from its JSON form (absent in older records)."""
+    if not isinstance(data, dict) or "name" not in data:
+        return None
+    return str(data["name"]), float(data.get("confidence", 0.0))
+
+
 @dataclass(frozen=True, slots=True)
 class TurnRecord:
     """What happened in one turn, kept in state for the transcript, store and reports."""
@@ -100,6 +107,7 @@ class TurnRecord:
     actions: tuple[BotAction, ...]
     barged_in: bool = False
     at: str | None = None  # ISO 8601 time of the turn (reports: dwell per node); None in old records
+    secondary: tuple[str, float] | None = None  # a second intent the classifier heard (Parse.secondary)
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -110,6 +118,8 @@ class TurnRecord:
         }
         if self.at is not None:
             out["at"] = self.at
+        if self.secondary is not None:  # present only when heard, as in Parse.to_rasa
+            out["secondary_intent"] = {"name": self.secondary[0], "confidence": round(self.secondary[1], 4)}
         return out
 
     @classmethod
@@ -120,6 +130,7 @@ class TurnRecord:
             bot=tuple(Utterance(clip=u["clip"], text=u["text"]) for u in data.get("bot", ())),
             actions=tuple(BotAction(**a) for a in data.get("actions", ())),
             barged_in=bool(data.get("barged_in", False)), at=data.get("at"),
+            secondary=_secondary(data.get("secondary_intent")),
         )
 
 

@@ -216,7 +216,8 @@ class DialogueEngine:
                             (turn.intent if turn.parse else None),
                             confidence=turn.confidence if turn and turn.parse else None,
                             node=state.node, bot=utterances, actions=tuple(actions),
-                            barged_in=bool(turn and turn.barged_in), at=at.isoformat())
+                            barged_in=bool(turn and turn.barged_in), at=at.isoformat(),
+                            secondary=turn.parse.secondary if turn and turn.parse else None)
         state = state.with_(turns=(*state.turns, record.to_json()))
         if state.ended:
             self._write_back(state, at)

@@ -48,6 +48,7 @@ class TurnExpect(_Strict):
     """What one bot reply must look like. Every field is optional; only given ones are checked."""
 
     intent: str | None = None  # the classifier's intent (or the DTMF meaning)
+    secondary: str | None = None  # a second intent the classifier heard in the same turn
     node: str | None = None  # where the conversation is after the reply
     clips: tuple[str, ...] | None = None  # exactly these clips, in order
     clips_include: tuple[str, ...] = ()
@@ -221,6 +222,10 @@ def _check_turn(exp: TurnExpect, state: SessionState, reply: Reply) -> str:
         if got != exp.intent:
             conf = f" ({record.confidence:.2f})" if record and record.confidence is not None else ""
             return f"intent expected {exp.intent}, got {got}{conf}"
+    if exp.secondary is not None:
+        second = record.secondary if record else None
+        if second is None or second[0] != exp.secondary:
+            return f"secondary intent expected {exp.secondary}, got {second}"
     if exp.node is not None and state.node != exp.node:
         return f"node expected {exp.node}, got {state.node}"
     if exp.clips is not None and tuple(clips) != exp.clips:

@@ -1,7 +1,12 @@
 """Reproducible telephone-ASR noise: homophones, dropped/repeated characters, no punctuation,
-fillers. The same generator augments training text and makes the noisy held-out copy; the
-confusion table is data (scripts_zh/nlu/asr_noise.yml: `synonym` = misrecognitions of a word,
+fillers. The same generator augments training text and makes the noisy copy of held-out set 1;
+the confusion table is data (scripts_zh/nlu/asr_noise.yml: `synonym` = misrecognitions of a word,
 `lookup: filler` = hesitation words).
+
+Training also uses generic sound noise (`p_sound` > 0): any Chinese character may become an
+everyday character of the same pinyin (nlu.sound.homophones; now and then a near sound), so the
+models meet homophones no table lists. The noisy copy of set 1 keeps `p_sound` 0 (its file is
+fixed by seed).
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 
 from nlu.data import Example, NluData
+from nlu.sound import HAN, homophones
 from nlu.text import strip_punct
 
 
@@ -40,6 +46,8 @@ class AsrNoise:
     p_drop: float = 0.2
     p_repeat: float = 0.2
     p_filler: float = 0.3
+    p_sound: float = 0.0  # per Chinese character the table left alone: a generic homophone
+    p_near: float = 0.25  # of those, the share drawn from near sounds (shi/si, nan/lan)
 
     def _pattern(self) -> re.Pattern[str] | None:
         keys = sorted(self.table.homophones, key=len, reverse=True)
@@ -56,6 +64,8 @@ class AsrNoise:
                 p = self.p_homophone_word if len(m.group()) > 1 else self.p_homophone_char
                 return rng.choice(self.table.homophones[m.group()]) if rng.random() < p else m.group()
             s = pattern.sub(sub, s)
+        if self.p_sound > 0:
+            s = "".join(self._sound(c, rng) for c in s)
         if len(s) >= 4 and rng.random() < self.p_drop:
             i = rng.randrange(len(s))
             s = s[:i] + s[i + 1:]
@@ -67,6 +77,12 @@ class AsrNoise:
             ops = [self._repeat] + ([self._filler] if self.table.fillers else [])
             s = rng.choice(ops)(s, rng)
         return s
+
+    def _sound(self, c: str, rng: random.Random) -> str:
+        if not HAN.match(c) or rng.random() >= self.p_sound:
+            return c
+        cands = homophones(c, exact=rng.random() >= self.p_near) or homophones(c, exact=False)
+        return rng.choice(cands) if cands else c
 
     def _repeat(self, s: str, rng: random.Random) -> str:
         i = rng.randrange(len(s))

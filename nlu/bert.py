@@ -1,6 +1,11 @@
 """The transformers model: a small `BertForSequenceClassification` trained from scratch on our
 data, with a character vocabulary (vocab.txt) written from that data and read by
 `BertTokenizerFast`. The only module of ours that imports torch / transformers.
+
+Each character's sound goes in beside the character: BERT adds a "token type" embedding to every
+token's embedding, and here the token type is the character's fuzzy pinyin syllable (pinyin.txt;
+0 for special and Latin tokens). A homophone that ASR wrote instead of the right character, or a
+character the vocabulary never saw ([UNK]), still carries the sound of what was said.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from transformers import BertConfig, BertForSequenceClassification
 from transformers.utils import logging as hf_logging
 
 from nlu.config import BertSpec
+from nlu.sound import HAN, everyday_syllables, fuzzy
 from nlu.text import normalize
 
 hf_logging.set_verbosity_error()
@@ -37,6 +43,8 @@ BertTokenizerFast: Any = getattr(transformers, "BertTokenizerFast")  # noqa: B00
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 _ASCII = "abcdefghijklmnopqrstuvwxyz0123456789"
 VOCAB_FILE = "vocab.txt"
+PINYIN_FILE = "pinyin.txt"
+_NO_SOUND, _OTHER_SOUND = 0, 1  # token types of special/Latin tokens and of unlisted syllables
 
 
 def write_vocab(texts: Sequence[str], path: Path) -> int:
@@ -51,14 +59,35 @@ def tokenizer_from_vocab(path: Path) -> Any:
     return BertTokenizerFast(vocab=str(path), do_lower_case=True, tokenize_chinese_chars=True)
 
 
+def write_pinyin(path: Path) -> dict[str, int]:
+    """The token-type inventory: every fuzzy syllable of an everyday character (GB2312 level 1)."""
+    path.write_text("\n".join(everyday_syllables()) + "\n", encoding="utf-8")
+    return read_pinyin(path)
+
+
+def read_pinyin(path: Path) -> dict[str, int]:
+    lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line]
+    return {syl: i + 2 for i, syl in enumerate(lines)}
+
+
+def sound_types(norm: str, offsets: Sequence[tuple[int, int]], sounds: dict[str, int]) -> list[int]:
+    """Each token's type: its first character's fuzzy syllable (ids from pinyin.txt)."""
+    out = []
+    for start, end in offsets:
+        char = norm[start] if end > start else ""
+        out.append(sounds.get(fuzzy(char), _OTHER_SOUND) if char and HAN.match(char) else _NO_SOUND)
+    return out
+
+
 class BertIntentModel:
     """Logits for a batch of utterances; labels are `config.id2label` in training order."""
 
     def __init__(self, model: BertForSequenceClassification, tokenizer: Any,
-                 max_len: int) -> None:
+                 max_len: int, sounds: dict[str, int] | None = None) -> None:
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.max_len = max_len
+        self.sounds = sounds  # None: a model trained without sound types
         self._traced: Any = None
 
     def trace(self) -> bool:
@@ -70,12 +99,13 @@ class BertIntentModel:
             with warnings.catch_warnings(), torch.inference_mode():
                 warnings.simplefilter("ignore")
                 enc = self._encode(probe[:2])
-                traced = torch.jit.trace(self.model, (enc["input_ids"], enc["attention_mask"]),
+                traced = torch.jit.trace(self.model, (enc["input_ids"], enc["attention_mask"],
+                                                      enc["token_type_ids"]),
                                          strict=False, check_trace=False)
                 for batch in ([probe[0]], [probe[3]], probe, probe[1:3]):
                     enc = self._encode(batch)
                     want = self.model(**enc).logits
-                    got = traced(enc["input_ids"], enc["attention_mask"])["logits"]
+                    got = traced(enc["input_ids"], enc["attention_mask"], enc["token_type_ids"])["logits"]
                     if not torch.allclose(want, got, atol=1e-4):
                         return False
         except Exception:  # tracing is an optimisation; the eager model is always correct
@@ -89,9 +119,18 @@ class BertIntentModel:
         return tuple(id2label[i] for i in range(len(id2label)))
 
     def _encode(self, texts: Sequence[str]) -> dict[str, torch.Tensor]:
-        return self.tokenizer([normalize(t) for t in texts], padding=True, truncation=True,
-                              max_length=self.max_len, return_tensors="pt",
-                              return_token_type_ids=False)
+        norms = [normalize(t) for t in texts]
+        enc = self.tokenizer(norms, padding=True, truncation=True, max_length=self.max_len,
+                             return_tensors="pt", return_token_type_ids=False,
+                             return_offsets_mapping=self.sounds is not None)
+        out = {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]}
+        if self.sounds is None:
+            out["token_type_ids"] = torch.zeros_like(enc["input_ids"])
+        else:
+            out["token_type_ids"] = torch.tensor(
+                [sound_types(n, [tuple(o) for o in offs.tolist()], self.sounds)
+                 for n, offs in zip(norms, enc["offset_mapping"], strict=True)], dtype=torch.long)
+        return out
 
     def logits(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:
@@ -100,7 +139,8 @@ class BertIntentModel:
         with torch.inference_mode():
             if self._traced is None:
                 return self.model(**enc).logits.float().numpy()
-            return self._traced(enc["input_ids"], enc["attention_mask"])["logits"].float().numpy()
+            return self._traced(enc["input_ids"], enc["attention_mask"],
+                                enc["token_type_ids"])["logits"].float().numpy()
 
     def save(self, directory: Path) -> None:
         self.model.save_pretrained(directory, safe_serialization=True)
@@ -111,7 +151,9 @@ class BertIntentModel:
         if not vocab.is_file():
             raise FileNotFoundError(f"{vocab} is missing")
         model = BertForSequenceClassification.from_pretrained(directory, local_files_only=True)
-        loaded = cls(model, tokenizer_from_vocab(vocab), int(model.config.max_position_embeddings) - 2)
+        pinyin = directory / PINYIN_FILE
+        sounds = read_pinyin(pinyin) if pinyin.is_file() else None
+        loaded = cls(model, tokenizer_from_vocab(vocab), int(model.config.max_position_embeddings) - 2, sounds)
         loaded.trace()
         return loaded
 
@@ -125,10 +167,15 @@ def set_inference_threads(threads: int) -> None:
 
 def train_bert(texts: Sequence[str], labels: Sequence[int] | np.ndarray, label_names: Sequence[str], directory: Path,
                *, spec: BertSpec = BertSpec(), seed: int = 13, threads: int = 2,
-               progress: Callable[[int, int], None] | None = None) -> BertIntentModel:
-    """Train from scratch (seeded) and save config, weights and vocab.txt into `directory`."""
+               progress: Callable[[int, int], None] | None = None,
+               vocab_texts: Sequence[str] | None = None) -> BertIntentModel:
+    """Train from scratch (seeded) and save config, weights, vocab.txt and pinyin.txt into
+    `directory`. The character vocabulary comes from `vocab_texts` (default: `texts`): given
+    the un-noised examples, the noisy ones teach the model to read an unknown character by its
+    sound."""
     directory.mkdir(parents=True, exist_ok=True)
-    vocab_size = write_vocab(texts, directory / VOCAB_FILE)
+    vocab_size = write_vocab(vocab_texts if vocab_texts is not None else texts, directory / VOCAB_FILE)
+    sounds = write_pinyin(directory / PINYIN_FILE)
     tokenizer = tokenizer_from_vocab(directory / VOCAB_FILE)
     prev_threads = torch.get_num_threads()
     torch.set_num_threads(max(1, threads))
@@ -138,19 +185,21 @@ def train_bert(texts: Sequence[str], labels: Sequence[int] | np.ndarray, label_n
             vocab_size=vocab_size, hidden_size=spec.hidden, num_hidden_layers=spec.layers,
             num_attention_heads=spec.heads, intermediate_size=spec.intermediate,
             hidden_dropout_prob=spec.dropout, attention_probs_dropout_prob=spec.dropout,
-            max_position_embeddings=spec.max_len + 2, type_vocab_size=1,
+            max_position_embeddings=spec.max_len + 2, type_vocab_size=len(sounds) + 2,
             num_labels=len(label_names), id2label=dict(enumerate(label_names)),
             label2id={n: i for i, n in enumerate(label_names)}, pad_token_id=0,
         )
         config.huashu_spec = asdict(spec)
         model = BertForSequenceClassification(config)
-        enc = tokenizer([normalize(t) for t in texts], truncation=True, max_length=spec.max_len,
-                        return_token_type_ids=False, return_attention_mask=False)
+        norms = [normalize(t) for t in texts]
+        enc = tokenizer(norms, truncation=True, max_length=spec.max_len, return_token_type_ids=False,
+                        return_attention_mask=False, return_offsets_mapping=True)
         ids: list[list[int]] = enc["input_ids"]
+        types = [sound_types(n, offs, sounds) for n, offs in zip(norms, enc["offset_mapping"], strict=True)]
         y = np.asarray(labels, dtype=np.int64)
-        _fit(model, ids, y, spec, seed, progress)
+        _fit(model, ids, types, y, spec, seed, progress)
         model.eval()
-        result = BertIntentModel(model, tokenizer, spec.max_len)
+        result = BertIntentModel(model, tokenizer, spec.max_len, sounds)
         result.save(directory)
         return result
     finally:
@@ -168,8 +217,8 @@ def _batches(lengths: np.ndarray, size: int, rng: np.random.Generator) -> list[n
     return [batches[i] for i in rng.permutation(len(batches))]
 
 
-def _fit(model: BertForSequenceClassification, ids: list[list[int]], y: np.ndarray, spec: BertSpec,
-         seed: int, progress: Callable[[int, int], None] | None) -> None:
+def _fit(model: BertForSequenceClassification, ids: list[list[int]], types: list[list[int]], y: np.ndarray,
+         spec: BertSpec, seed: int, progress: Callable[[int, int], None] | None) -> None:
     rng = np.random.default_rng(seed)
     n = len(ids)
     chunk = spec.batch_size * 20
@@ -190,10 +239,13 @@ def _fit(model: BertForSequenceClassification, ids: list[list[int]], y: np.ndarr
             width = max(len(ids[i]) for i in idx)
             batch = torch.zeros((len(idx), width), dtype=torch.long)
             mask = torch.zeros((len(idx), width), dtype=torch.long)
+            sound = torch.zeros((len(idx), width), dtype=torch.long)
             for row, i in enumerate(idx):
                 batch[row, :len(ids[i])] = torch.tensor(ids[i])
                 mask[row, :len(ids[i])] = 1
-            out = model(input_ids=batch, attention_mask=mask, labels=torch.from_numpy(y[idx]))
+                sound[row, :len(types[i])] = torch.tensor(types[i])
+            out = model(input_ids=batch, attention_mask=mask, token_type_ids=sound,
+                        labels=torch.from_numpy(y[idx]))
             out.loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             opt.step()

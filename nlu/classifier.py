@@ -45,20 +45,43 @@ _ANSWER_WORDS = frozenset({"affirm", "deny", "thanks_bye"})
 _CLAUSE_BREAK = re.compile(r"[，,。？?！!；;～~、…]+|\s+(?![a-z0-9])")
 # ASR drops punctuation: a leading yes/no word followed by a clause of its own still splits
 # (可以那运费谁出 → 可以 | 运费谁出). The joiners after the lead word belong to neither clause.
-_LEAD = re.compile(r"^(?:(好的|好啊|好吧|好嘞|行啊|行吧|可以的?|嗯嗯|没问题|ok|是的|对的|要得|不用了|不需要|不要了|算了)"
+_LEAD = re.compile(r"^(?:嗯|啊|哦|噢|呃)?(?:(好的|好啊|好吧|好嘞|行啊|行吧|可以的?|嗯嗯|没问题|ok|是的|对的|要得|不用了|不需要|不要了|算了)"
                    r"(?:那么|那|但是|不过|就是|对了|请问|问一下|顺便问一?下)?"
                    r"|(好|行|嗯|对|中|成)(?:那么|那|但是|不过))(?=\w{3,})")
 
 
+# ASR drops punctuation: a sentence-final particle with two or more characters after it ends a
+# clause too (好的发我链接吧多少钱 → 好的 | 发我链接吧 | 多少钱). 哈 and 了 are left out: 哈喽, 算了.
+_PARTICLE_END = re.compile(r"(?<=\w[吧吗呢嘛啦呀])(?=\w{2})")
+
+
 def clauses(text: str) -> list[str]:
-    """The utterance's clauses when it has more than one (else []): punctuation, or a leading
-    yes/no word before a longer clause when ASR gave no punctuation."""
+    """The utterance's clauses when it has more than one (else []): punctuation; when ASR gave
+    none, a leading yes/no word before a longer clause, and a sentence-final particle."""
     parts = [p for p in _CLAUSE_BREAK.split(text) if normalize(p)]
     if len(parts) < 2:
         norm = normalize(text)
         m = _LEAD.match(norm)
-        parts = [m.group(1) or m.group(2), norm[m.end():]] if m else []
-    return parts
+        parts = [m.group(1) or m.group(2), norm[m.end():]] if m else [norm]
+    parts = [q for p in parts for q in _PARTICLE_END.split(p) if q]
+    return parts if len(parts) > 1 else []
+
+
+def rule_clauses(text: str, rules: RuleSet) -> list[str]:
+    """Without any other clause break, a rule's match is a clause of its own: what is said
+    before or after it (three characters or more) is another (买的面霜有问题以后别打了 →
+    买的面霜有问题 | 以后别打了)."""
+    norm = normalize(text)
+    for at, end in rules.spans(norm).values():
+        before, match, after = norm[:at], norm[at:end], norm[end:]
+        if len(before) < 3:  # a word or two beside the match belongs to its clause
+            before, match = "", before + match
+        if len(after) < 3:
+            match, after = match + after, ""
+        parts = [p for p in (before, match, after) if p]
+        if len(parts) > 1:
+            return parts
+    return []
 
 
 class NluModelError(RuntimeError):
@@ -123,7 +146,7 @@ class HuashuClassifier:
         ctxs = list(contexts) if contexts is not None else [None] * len(texts)
         if len(ctxs) != len(texts):
             raise ValueError("contexts must match texts one to one")
-        parts = [clauses(t) for t in texts]
+        parts = [clauses(t) or rule_clauses(t, self.rules) for t in texts]
         flat = [c for cs in parts for c in cs]
         probs = self.probabilities(texts + flat) if texts else np.zeros((0, len(self.intents)))
         out, at = [], len(texts)
@@ -136,14 +159,17 @@ class HuashuClassifier:
     def _with_secondary(self, parse: Parse, parts: list[str], probs: np.ndarray) -> Parse:
         """Add the most confident other intent that a rule or a single clause carries. A bare
         greeting in front of a question (喂你好，哪位？), or a whole too unsure to act on, gives
-        the best clause's intent as the intent. The compliance intents come from rules only."""
+        the best clause's intent as the intent. The compliance intents come from rules only, but
+        for a complaint said beside an opt-out (买的面霜有问题以后别打了): the model may hear the
+        complaint clause, since the customer is not called again either way."""
         found: list[tuple[str, float]] = [(h.intent, RULE_CONFIDENCE) for h in self.rules.match_all(parse.text)]
         for part, p in zip(parts, probs, strict=True):
             hit = next(iter(self.rules.match_all(part)), None)  # untagged rules only
             top = int(p.argmax())
             if hit is not None:
                 found.append((hit.intent, RULE_CONFIDENCE))
-            elif self.intents[top] not in RULE_INTENTS:
+            elif self.intents[top] not in RULE_INTENTS or (
+                    self.intents[top] == "complaint" and parse.intent == "opt_out"):
                 found.append((self.intents[top], float(p[top])))
         cands = sorted(((i, c) for i, c in found if i not in _NO_SECONDARY and c >= SECONDARY_THRESHOLD),
                        key=lambda ic: -ic[1])
@@ -153,7 +179,9 @@ class HuashuClassifier:
             name, conf = lift[0]
             ranking = ((name, conf), *((n, c) for n, c in parse.ranking if n != name))
             parse = replace(parse, intent=name, confidence=conf, ranking=ranking, source="clause")
-        other = next(((i, c) for i, c in cands if i != parse.intent), None)
+        # Two answer words (行吧 | 我考虑一下: deny and affirm) contradict each other: the whole decides.
+        other = next(((i, c) for i, c in cands if i != parse.intent
+                      and not (i in _ANSWER_WORDS and parse.intent in _ANSWER_WORDS)), None)
         return replace(parse, secondary=other) if other else parse
 
     def _decide(self, text: str, probs: np.ndarray, context: ClassifyContext | None) -> Parse:

@@ -29,6 +29,7 @@ class TrainConfig:
     val_fraction: float = 0.12
     n_aug: int = 3  # noisy variants per training example (n-gram model)
     bert_aug: int = 3  # of those, how many the transformer trains on (its cost is per text)
+    p_sound: float = 0.1  # per character of a noisy variant: a generic homophone (nlu.sound)
     n_background: int = 300  # random character strings labelled out_of_scope (ASR garbage)
     ngram_c: float = 1.0
     use_bert: bool = True

@@ -13,46 +13,25 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
+from nlu.sound import fuzzy_syllable, fuzzy_syllables
 from nlu.text import normalize
+
+__all__ = ["NgramModel", "char_ngrams", "fuzzy_syllable", "pinyin_ngrams", "train_ngram"]
 
 NGRAM_RANGE = (1, 3)
 PINYIN_RANGE = (1, 2)
-_HAN = re.compile(r"[\u4e00-\u9fff]")
-_INITIALS = (("zh", "z"), ("ch", "c"), ("sh", "s"), ("n", "l"))
-_FINALS = (("ing", "in"), ("eng", "en"), ("ang", "an"))
-
-
-def fuzzy_syllable(syllable: str) -> str:
-    """Merge the initials and finals that speakers and recognisers confuse (shi → si, ming → min)."""
-    for a, b in _INITIALS:
-        if syllable.startswith(a):
-            syllable = b + syllable[len(a):]
-            break
-    for a, b in _FINALS:
-        if syllable.endswith(a):
-            return syllable[:-len(a)] + b
-    return syllable
-
-
-@lru_cache(maxsize=65536)
-def _pinyin(char: str) -> str:
-    from pypinyin import Style, lazy_pinyin
-
-    return fuzzy_syllable(lazy_pinyin(char, style=Style.NORMAL)[0])
 
 
 def pinyin_ngrams(norm: str) -> list[str]:
     """Fuzzy-pinyin syllable 1–2-grams (prefixed '|') of the Chinese characters in `norm`."""
-    syl = [_pinyin(c) for c in norm if _HAN.match(c)]
+    syl = fuzzy_syllables(norm)
     lo, hi = PINYIN_RANGE
     return ["|" + "_".join(syl[i:i + n]) for n in range(lo, hi + 1) for i in range(len(syl) - n + 1)]
 

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from core.vocab import INTENT_SET
 from nlu.data import NluData, NluDataError, load_file, problem_at
+from nlu.sound import syllable
 from nlu.text import normalize
 
 # The rules layer is reserved for these: a rule for anything else would bypass the model on
@@ -34,10 +35,7 @@ _syllables: dict[str, int] = {}
 
 @lru_cache(maxsize=65536)
 def _sound_char(char: str) -> str:
-    from pypinyin import Style, lazy_pinyin
-
-    syllable = lazy_pinyin(char, style=Style.NORMAL)[0]
-    return chr(_SOUND_BASE + _syllables.setdefault(syllable, len(_syllables)))
+    return chr(_SOUND_BASE + _syllables.setdefault(syllable(char), len(_syllables)))
 
 
 def sound_text(norm: str) -> str:
@@ -125,14 +123,6 @@ class RuleSet:
             if m:
                 return RuleHit(rule.intent, rule.name + "~sound", rule.pattern.pattern, m.group())
         return None
-        heard = sound_text(norm)
-        for rule in self.sound:
-            if vetoed.get(rule.intent) or any(g.search(heard) for g in self.guards.get(rule.intent + "~", ())):
-                continue
-            m = rule.pattern.search(heard)
-            if m:
-                return RuleHit(rule.intent, rule.name + "~sound", rule.pattern.pattern, m.group())
-        return None
 
     def match_all(self, text: str) -> list[RuleHit]:
         """The first hit of every intent whose untagged rules match (file order), guards applied.
@@ -151,6 +141,25 @@ class RuleSet:
             if m:
                 hits[rule.intent] = RuleHit(rule.intent, rule.name, rule.pattern.pattern, m.group())
         return list(hits.values())
+
+
+    def spans(self, text: str) -> dict[str, tuple[int, int]]:
+        """Per intent, the stretch of the normalised text that its untagged rules match (from the
+        earliest start to the latest end), guards applied: where that intent was said."""
+        norm = normalize(text)
+        out: dict[str, tuple[int, int]] = {}
+        vetoed: dict[str, bool] = {}
+        for rule in self.rules:
+            if "__" in rule.name:
+                continue
+            if rule.intent not in vetoed:
+                vetoed[rule.intent] = any(g.search(norm) for g in self.guards.get(rule.intent, ()))
+            if vetoed[rule.intent]:
+                continue
+            for m in rule.pattern.finditer(norm):
+                lo, hi = out.get(rule.intent, (m.start(), m.end()))
+                out[rule.intent] = (min(lo, m.start()), max(hi, m.end()))
+        return out
 
 
 def _intent_of(name: str, prefix: str, origin: str) -> str:

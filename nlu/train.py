@@ -113,7 +113,7 @@ def train_model(nlu_dir: str | Path, out_dir: str | Path, config: TrainConfig = 
     if len(labels) < 2:
         raise ValueError(f"{nlu_dir}: need examples of at least two intents to train")
     index = {name: i for i, name in enumerate(labels)}
-    noise = AsrNoise(NoiseTable.from_data(data))
+    noise = AsrNoise(NoiseTable.from_data(data), p_sound=config.p_sound)
 
     train_ex, val_ex = split(examples, config.val_fraction, config.seed)
     x_train, y_train_names = augment(train_ex, noise, config.n_aug, config.seed, "train")
@@ -152,7 +152,8 @@ def train_model(nlu_dir: str | Path, out_dir: str | Path, config: TrainConfig = 
                     progress("transformer", done, total)
 
             bert = train_bert(x_bert, y_bert, labels, tmp, spec=config.bert, seed=config.seed,
-                              threads=config.threads, progress=bert_progress)
+                              threads=config.threads, progress=bert_progress,
+                              vocab_texts=[e.text for e in train_ex])
             bert_val = bert.logits(x_val)
         calib = fit(bert_val, ngram_val, y_val) if len(y_val) else Calibration()
         report = _report(data, nlu_dir, examples, x_train, y_val, bert_val, ngram_val, calib, started)

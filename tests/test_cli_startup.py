@@ -78,3 +78,21 @@ def test_piped_tables_are_not_wrapped_at_80_columns(tmp_path: Path) -> None:
     names = [line.split("│")[1].strip() for line in rows]
     assert "balance_unpaid" in names and all(names)  # one line per segment: no cell was folded
     assert not any("…" in line for line in rows)
+
+
+def test_simulate_refuses_a_record_missing_a_fact_before_loading_the_model(tmp_path: Path) -> None:
+    """A stored customer who never bought anything cannot get a balance reminder: refused with
+    missing_fact:<variable> after the store (which the gate reads anyway), before any model."""
+    env = {**os.environ, "HUASHU_DATA_DIR": str(tmp_path)}
+    csv = tmp_path / "customers.csv"
+    csv.write_text("customer_id,phone,name,purchase_count\nnever,13800000001,王芳,0\n", encoding="utf-8")
+    imported = subprocess.run([sys.executable, "-m", "huashu", "customers", "import", str(csv)], cwd=ROOT,
+                              env=env, capture_output=True, text=True, timeout=120)
+    assert imported.returncode == 0, imported.stderr
+    args = ["simulate", "--track", "balance_reminder", "--customer-id", "never", "--json",
+            "--at", "2026-12-03T10:00:00+08:00"]
+    model_libs = ("torch", "transformers", "sklearn", "numpy", "matplotlib")
+    assert probe(args, tmp_path, model_libs) == {"code": 3, "heavy": []}
+    run = subprocess.run([sys.executable, "-m", "huashu", *args], cwd=ROOT, env=env, input="喂\n",
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 3 and json.loads(run.stdout)["refused"] == "missing_fact:product"

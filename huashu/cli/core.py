@@ -189,8 +189,10 @@ def simulate(
     variables = _vars(var or [])
     customer = customer_id or f"test-{uuid.uuid4().hex[:10]}"
     _check_track(settings, track)
-    # The compliance gate first: a refused call never waits for the NLU model to load.
-    _gate(settings, customer, customer_id is None, when, as_json)
+    # The compliance gate and the customer's facts first: a refused call never waits for the
+    # NLU model to load.
+    facts, test_customer = _gate(settings, customer, customer_id is None, when, as_json)
+    _facts_gate(settings, track, facts, test_customer, variables, customer, when, as_json)
     from dialogue.engine import CallRefused, UnknownVariable
     from dialogue.simulate import parse_line, run_call
     from huashu.runtime import build_runtime
@@ -251,25 +253,50 @@ def _check_track(settings: Settings, track: str) -> None:
         raise typer.Exit(2)
 
 
-def _gate(settings: Settings, customer_id: str, fresh: bool, when: datetime, as_json: bool) -> None:
+def _gate(settings: Settings, customer_id: str, fresh: bool, when: datetime,
+          as_json: bool) -> tuple[dict[str, str], bool]:
     """The compliance gate before any model or store loads, so that a refusal is immediate. A
     fresh test customer has no record, opt-out or earlier call: only the calling window can
-    refuse it. A named customer goes through the store's gate (do-not-contact, window, caps)."""
+    refuse it. A named customer goes through the store's gate (do-not-contact, window, caps).
+    Returns the customer's facts and whether it is a test customer (a fresh one has none)."""
     if fresh:
         from store.gate import OUTSIDE_CALLING_WINDOW, CallingWindow, zone
 
         if not CallingWindow.parse(settings.calling_window).allows(when.astimezone(zone(settings.timezone))):
             _refused(settings, OUTSIDE_CALLING_WINDOW, customer_id, when, as_json)
-        return
+        return {}, True
     from store import open_store
 
     store = open_store(settings)
     try:
         reason = store.check_contact(customer_id, when, "call")
+        known = store.get_customer(customer_id)
     finally:
         store.close()
     if reason:
         _refused(settings, reason, customer_id, when, as_json)
+    return (known.facts(), known.is_test) if known is not None else ({}, True)
+
+
+def _facts_gate(settings: Settings, track_id: str, facts: dict[str, str], test_customer: bool,
+                variables: dict[str, str], customer_id: str, when: datetime, as_json: bool) -> None:
+    """Refuse a call the customer's record (or a passed date) cannot back, from the track and
+    persona files alone, before the model loads; the engine checks the same again at start
+    (dialogue.facts.resolve), so a script it rejects for other reasons still fails there."""
+    from core.yamlio import ScriptError
+    from dialogue.facts import needed_variables, resolve
+    from dialogue.loader import load_persona, load_track
+
+    root = settings.effective_scripts_dir
+    try:
+        track, _ = load_track(root / "tracks" / f"{track_id}.yml")
+        persona, _ = load_persona(root / "personas" / track.persona)
+        res = resolve(track, needed_variables(track, persona), facts=facts, call_vars=variables,
+                      test_customer=test_customer, today=when.date())
+    except (ScriptError, ValueError):
+        return  # the engine reports broken scripts and bad values with their own messages
+    if res.refused:
+        _refused(settings, res.refused, customer_id, when, as_json)
 
 
 def _refused(settings: Settings, reason: str, customer_id: str, when: datetime, as_json: bool) -> NoReturn:

@@ -11,7 +11,8 @@ from asr import AsrHints, GatedRecognizer, Recognizer, transcribe_bytes
 from asr.audio import decode
 from asr.metrics import corpus_cer
 from asr.normalize import normalize_text
-from asr.whisper_backend import WhisperRecognizer, _echoes, collapse_loops
+from asr.vad import speech_segments
+from asr.whisper_backend import Decoded, WhisperRecognizer, _echoes, _Job, collapse_loops, take_batch
 from tests.asr.conftest import AUDIO, manifest, noise_files
 
 pytestmark = pytest.mark.slow
@@ -103,15 +104,39 @@ def test_streaming_stream_prepare_then_finish_is_the_same_result(whisper: Recogn
     assert s.finish() == backend.transcribe(pcm)
 
 
+def test_a_batch_takes_the_oldest_job_and_those_that_can_share_its_batch() -> None:
+    jobs = [_Job(np.zeros(1, np.float32), None, key) for key in
+            [(5, 5.0), (9, 5.0), (5, 5.0), (5, 6.0), (5, 5.0), (9, 5.0)]]
+    batch, rest = take_batch(jobs, 8)
+    assert batch == [jobs[0], jobs[2], jobs[4]]  # same prompt length and window as the oldest
+    assert rest == [jobs[1], jobs[3], jobs[5]]  # the others keep their order
+    batch, rest = take_batch(rest, 8)
+    assert batch == [jobs[1], jobs[5]] and rest == [jobs[3]]
+    assert take_batch(jobs, 2) == ([jobs[0], jobs[2]], [jobs[1], jobs[3], jobs[4], jobs[5]])
+    assert take_batch(jobs, 1)[0] == [jobs[0]]
+    assert take_batch([], 8) == ([], [])
+
+
 @pytest.mark.slow
-def test_utterances_that_end_together_are_decoded_in_one_batch(whisper: Recognizer) -> None:
+def test_utterances_that_end_together_are_decoded_in_batches_with_the_results_of_one_at_a_time(
+        whisper: Recognizer) -> None:
     import threading
     from dataclasses import replace
 
     backend = whisper.backend  # type: ignore[attr-defined]
-    samples = [decode((AUDIO / "tel" / f"{i}.wav").read_bytes(), target_rate=16000).samples.astype(np.float32)
-               / 32768.0 for i in ("zh15", "zh21", "zh28", "zh40")]
-    alone = [backend.decode(x).text for x in samples]
+    m = manifest()
+    by_id = {u["id"]: u for u in m["utterances"]}
+    utts = []  # calls at different nodes (different hint prompts), replies of different lengths
+    for uid in ("zh15", "zh21", "zh28", "zh40", "zh03", "zh33"):
+        pcm = decode((AUDIO / "tel" / f"{uid}.wav").read_bytes(), target_rate=16000).samples.tobytes()
+        speech = b"".join(seg.pcm for seg in speech_segments(pcm))
+        utts.append((np.frombuffer(speech, "<i2").astype(np.float32) / 32768.0,
+                     AsrHints(tuple(m["nodes"][by_id[uid]["node"]]))))
+    keys = [(len(backend._prompt(h)[0]), backend._window_s(len(x) / 16000)) for x, h in utts]
+    assert len(set(keys)) >= 2 and len(set(keys)) < len(keys)  # some can share a batch, some cannot
+    assert len({k[0] for k in keys}) >= 2  # prompts of different lengths: one batch would raise
+    config, slots = backend.config, backend._slots
+    alone = [backend.decode(x, h) for x, h in utts]
     calls: list[int] = []
     run_batch = backend._run_batch
 
@@ -120,24 +145,26 @@ def test_utterances_that_end_together_are_decoded_in_one_batch(whisper: Recogniz
         return run_batch(batch, *args)
 
     backend._run_batch = counting
-    config, slots = backend.config, backend._slots
     backend.config = replace(config, num_workers=1, max_batch=8)
-    backend._slots = threading.Semaphore(1)  # one decode at a time: the others must wait and join a batch
+    backend._slots = threading.Semaphore(1)
+    together: list[Decoded | None] = [None] * len(utts)
+
+    def one(k: int) -> None:
+        together[k] = backend.decode(*utts[k])
+
     try:
-        together: list[str] = [""] * len(samples)
-        gate = threading.Barrier(len(samples))
-
-        def one(k: int) -> None:
-            gate.wait()
-            together[k] = backend.decode(samples[k]).text
-
-        threads = [threading.Thread(target=one, args=(k,)) for k in range(len(samples))]
+        backend._slots.acquire()  # the decoder is busy until every utterance has queued up
+        threads = [threading.Thread(target=one, args=(k,)) for k in range(len(utts))]
         for t in threads:
             t.start()
+        while len(backend._queue) < len(utts):
+            threading.Event().wait(0.01)
+        backend._slots.release()
         for t in threads:
             t.join()
     finally:
         del backend._run_batch
         backend.config, backend._slots = config, slots
-    assert sum(calls) == len(samples) and max(calls) >= 2  # at least two decoded as one batch
-    assert sum(a == b for a, b in zip(alone, together, strict=True)) >= len(samples) - 1  # same words, give or take the padding
+    assert sorted(calls, reverse=True) == sorted((keys.count(k) for k in set(keys)), reverse=True)
+    assert [d.text if d else None for d in together] == [d.text for d in alone]
+    assert all(d is not None and d.window_s == a.window_s for d, a in zip(together, alone, strict=True))

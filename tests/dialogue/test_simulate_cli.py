@@ -106,3 +106,14 @@ def test_simulate_audio_recognises_each_turn_with_the_hints_of_the_node_it_is_sa
     doc = json.loads(result.stdout)
     heard = [t["user"] for t in doc["turns"] if t["user"]]
     assert "短信" in heard[0] and doc["turns"][1]["intent"] == "not_received"
+
+
+def test_json_turns_show_a_second_intent_heard_in_the_same_breath(tmp_path: Path, nlu_model_dir: Path) -> None:
+    result = huashu(["simulate", "--track", "presale_deposit", "--json", "--at", "2026-11-03T10:00:00+08:00"],
+                    "可以那运费谁出\n", tmp_path)
+    assert result.returncode == 0, result.stderr
+    turns = json.loads(result.stdout)["turns"]
+    assert "secondary_intent" not in turns[0]  # the bot's opening: nothing heard
+    said = turns[1]
+    assert said["user"] == "可以那运费谁出" and said["intent"] == "ask_logistics"
+    assert said["secondary_intent"]["name"] == "affirm" and said["secondary_intent"]["confidence"] >= 0.6

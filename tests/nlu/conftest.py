@@ -19,6 +19,8 @@ HELD_OUT = REPO / "tests" / "data" / "nlu_test.yml"
 HELD_OUT_NOISY = REPO / "tests" / "data" / "nlu_test_noisy.yml"
 HELD_OUT2 = REPO / "tests" / "data" / "nlu_heldout2_clean.yml"
 HELD_OUT2_NOISY = REPO / "tests" / "data" / "nlu_heldout2_noisy.yml"
+DEV3 = REPO / "tests" / "data" / "nlu_dev3_clean.yml"  # development set: tuned on, unlike the held-out sets
+DEV3_NOISY = REPO / "tests" / "data" / "nlu_dev3_noisy.yml"
 FIXTURE = Path(__file__).parent / "data"
 
 TINY = TrainConfig(n_aug=2, threads=1, val_fraction=0.2,

@@ -63,3 +63,17 @@ def test_committed_noisy_held_out_copy_is_reproducible() -> None:
            [(e.text, e.intent, e.expected_intents) for e in regenerated]
     assert NOISE_SEED == 7
     assert dump_rasa(regenerated).startswith('version: "3.1"')
+
+
+def test_generic_sound_noise_writes_everyday_homophones() -> None:
+    from nlu.sound import fuzzy
+
+    quiet = AsrNoise(NoiseTable({}, ()), p_sound=1.0, p_drop=0, p_repeat=0, p_filler=0)
+    rng = random.Random(3)
+    text = "明天下午去付尾款"
+    for _ in range(20):
+        out = quiet.noisy(text, rng)
+        assert len(out) == len(text) and out != text
+        assert [fuzzy(c) for c in out] == [fuzzy(c) for c in text]  # the same sound, other characters
+    off = AsrNoise(NoiseTable({}, ()), p_drop=0, p_repeat=0, p_filler=0)  # p_sound 0: set 1's generator
+    assert all(c in text for c in off.noisy(text, random.Random(3)))

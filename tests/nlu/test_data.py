@@ -13,7 +13,7 @@ from nlu.data import NluDataError, data_hash, load_dir, load_file, parse_annotat
 from nlu.text import normalize
 from nlu.validate import validate_nlu_dir
 
-from .conftest import HELD_OUT, HELD_OUT2, HELD_OUT2_NOISY, SCRIPTS_NLU
+from .conftest import DEV3, DEV3_NOISY, HELD_OUT, HELD_OUT2, HELD_OUT2_NOISY, SCRIPTS_NLU
 
 
 def test_shipped_data_is_valid_and_covers_every_intent_with_80_examples() -> None:
@@ -116,3 +116,18 @@ def test_data_hash_follows_training_files_but_not_rules(tmp_path: Path) -> None:
     assert data_hash(nlu) == first
     (nlu / "a.yml").write_text('version: "3.1"\nnlu:\n- intent: greet\n  examples: |\n    - 喂喂\n', encoding="utf-8")
     assert data_hash(nlu) != first
+
+
+def test_development_set_3_covers_every_intent_and_was_not_copied_into_training(tmp_path: Path) -> None:
+    dev = load_file(DEV3).examples
+    counts = Counter(e.intent for e in dev)
+    assert set(counts) == set(INTENTS) and min(counts.values()) >= 25
+    trained = {normalize(e.text) for e in load_dir(SCRIPTS_NLU).examples}
+    assert [e.text for e in dev if normalize(e.text) in trained] == ["没收到"]  # a fragment everyone says
+    from tools.dev3_noise import main
+
+    main(DEV3, tmp_path / "noisy.yml")  # the committed noisy copy is the generator's output
+    assert (tmp_path / "noisy.yml").read_text(encoding="utf-8") == DEV3_NOISY.read_text(encoding="utf-8")
+    noisy = load_file(DEV3_NOISY).examples
+    assert [e.intent for e in noisy] == [e.intent for e in dev]
+    assert all(normalize(a.text) != normalize(b.text) for a, b in zip(dev, noisy, strict=True))
