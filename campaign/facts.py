@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from campaign.spec import RunCampaign, RunStep
-from dialogue.facts import BadValue, task_vars
+from dialogue.facts import BadValue, needed_variables, resolve
 
 if TYPE_CHECKING:
     from dialogue.loader import Bundle
@@ -27,6 +27,7 @@ class FactsCheck:
         self.scripts_dir = scripts_dir
         self._bundle: Bundle | None = None
         self._lock = threading.Lock()
+        self._needed: dict[str, tuple[str, ...]] = {}  # per track: what a call cannot do without
 
     @property
     def bundle(self) -> Bundle:
@@ -38,18 +39,32 @@ class FactsCheck:
             return self._bundle
 
     def refusals(self, camp: RunCampaign, step: RunStep, customer_ids: list[str], today: date) -> dict[str, str]:
-        """Of these customers, those whose call would be refused, with the reason."""
+        """Of these customers, those whose call would be refused, with the reason (what
+        dialogue.facts.task_vars answers for `campaign plan`, with the track's needs computed once)."""
         bundle = self.bundle
         track = bundle.tracks.get(step.spec.track)
         if track is None:
             return dict.fromkeys(customer_ids, f"unknown_track:{step.spec.track}"[:80])
         variables = {**camp.file.vars, **step.spec.vars}
-        try:
-            resolved = task_vars(track, bundle.persona_for(track), self.store.customers_by_id(customer_ids),
-                                 customer_ids, variables, today)
-        except BadValue:  # the campaign gives the track a variable it lacks: no call of this step can go
-            return dict.fromkeys(customer_ids, "invalid_vars")
-        return {cid: reason for cid, (_, reason) in resolved.items() if reason}
+        persona = bundle.persona_for(track)
+        if set(variables) - set(track.variables) - set(persona.variables):
+            return dict.fromkeys(customer_ids, "invalid_vars")  # the campaign gives the track a variable it lacks
+        needed = self._needed.get(track.id)
+        if needed is None:
+            needed = self._needed[track.id] = needed_variables(track, persona)
+        customers = self.store.customers_by_id(customer_ids)
+        out: dict[str, str] = {}
+        for cid in customer_ids:
+            customer = customers.get(cid)
+            try:
+                res = resolve(track, needed, facts=customer.facts() if customer else {}, call_vars=variables,
+                              test_customer=bool(customer and customer.is_test), today=today)
+            except BadValue:  # a campaign date that is not a date
+                out[cid] = "invalid_vars"
+                continue
+            if res.refused:
+                out[cid] = res.refused
+        return out
 
     def __call__(self, camp: RunCampaign, step: RunStep, customer_id: str, today: date) -> str | None:
         return self.refusals(camp, step, [customer_id], today).get(customer_id)

@@ -300,10 +300,10 @@ class Touches:
                 .values(state=DONE, status="sent", reason="", claim=None, claimed_until=None, at=now)
                 .returning(TOUCH.id)).scalars().all()
             mine = set(done)
-            for x in touches:
-                if x.id in mine:
-                    conn.execute(ct.touch_attempts.update().where(a.touch_id == x.id, a.attempt == x.attempts)
-                                 .values(result="sent"))
+            if mine:  # one executemany for the batch
+                conn.execute(ct.touch_attempts.update().where(
+                    a.touch_id == sa.bindparam("tid"), a.attempt == sa.bindparam("n")).values(result="sent"),
+                    [{"tid": x.id, "n": x.attempts} for x in touches if x.id in mine])
             rows = [{"customer_id": x.customer_id, "conversation_id": x.task_id, "channel": x.channel, "at": now}
                     for x in touches if x.id in mine]
             if rows:

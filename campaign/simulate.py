@@ -171,7 +171,7 @@ def _scratch(store: SqlStore) -> None:
 
 
 def _step_times(touches: Touches, name: str, started: datetime) -> list[datetime]:
-    camp, _, _ = touches.campaign(name)
+    camp, _, _ = touches.campaign(name, fresh=False)
     planned = touches.planned_steps(name)
     return [started + s.offset for s in camp.steps if s.spec.trigger is None and s.id not in planned]
 
