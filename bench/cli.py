@@ -1,4 +1,5 @@
-"""Start-up time of the `huashu` command: every `--help`, and a refused `simulate`.
+"""Start-up time of the `huashu` command: every `--help`, and a refused `simulate` (calling
+window, store gate, a fact the customer's record lacks).
 
 Each command runs `--runs` times as a fresh process (what a user waits for); wall time and CPU
 time (user + system of the child) are reported as median / p99. CPU time is the steadier number
@@ -73,6 +74,14 @@ def main() -> None:
                   ["simulate", "--track", "wecom_add_gift", "--at", LATE], "喂\n", 3))
     cases.append(("huashu simulate --customer-id X (refused: store gate, 23:00)",
                   ["simulate", "--track", "wecom_add_gift", "--customer-id", "bench-1", "--at", LATE], "喂\n", 3))
+    # A stored customer who never bought anything: a balance reminder is refused missing_fact:product.
+    csv = Path(data) / "never.csv"
+    csv.write_text("customer_id,phone,name,purchase_count\nbench-never,13800000009,王芳,0\n", encoding="utf-8")
+    if timed(["customers", "import", str(csv)], env)[2] != 0:
+        raise SystemExit("customers import failed")
+    cases.append(("huashu simulate --customer-id X (refused: missing_fact, 10:00)",
+                  ["simulate", "--track", "balance_reminder", "--customer-id", "bench-never",
+                   "--at", "2026-12-03T10:00:00+08:00"], "喂\n", 3))
     timed(["--help"], env)  # warm the page cache once
     load0 = os.getloadavg()
     rows = []
