@@ -193,7 +193,7 @@ def test_generator_fills_in_missing_files_with_espeak(tmp_path: Path) -> None:
     audio = root / "personas" / "xiaomei" / "audio"
     for rel in ("bye_thanks.wav", "say/九.wav", "br_opening.0.wav"):
         (audio / rel).unlink()
-    assert _tool().main(["--scripts", str(root)]) == 0
+    assert _tool().main(["--scripts", str(root), "--voice", "espeak"]) == 0
     for rel in ("bye_thanks.wav", "say/九.wav", "br_opening.0.wav"):
         seg = _wav(audio / rel)
         assert (seg.frame_rate, seg.channels, seg.sample_width) == (8000, 1, 2) and len(seg) > 100
