@@ -21,6 +21,10 @@ HELD_OUT2 = REPO / "tests" / "data" / "nlu_heldout2_clean.yml"
 HELD_OUT2_NOISY = REPO / "tests" / "data" / "nlu_heldout2_noisy.yml"
 DEV3 = REPO / "tests" / "data" / "nlu_dev3_clean.yml"  # development set: tuned on, unlike the held-out sets
 DEV3_NOISY = REPO / "tests" / "data" / "nlu_dev3_noisy.yml"
+# Development set 4: written after dev set 3 was tuned on, to estimate generalisation (not tuned on).
+DEV4 = REPO / "tests" / "data" / "nlu_dev4_clean.yml"
+DEV4_NOISY = REPO / "tests" / "data" / "nlu_dev4_noisy.yml"
+DEV4_NOISE_SEED = 2027
 FIXTURE = Path(__file__).parent / "data"
 
 TINY = TrainConfig(n_aug=2, threads=1, val_fraction=0.2,

@@ -13,7 +13,7 @@ from nlu.data import NluDataError, data_hash, load_dir, load_file, parse_annotat
 from nlu.text import normalize
 from nlu.validate import validate_nlu_dir
 
-from .conftest import DEV3, DEV3_NOISY, HELD_OUT, HELD_OUT2, HELD_OUT2_NOISY, SCRIPTS_NLU
+from .conftest import DEV3, DEV3_NOISY, DEV4, DEV4_NOISE_SEED, DEV4_NOISY, HELD_OUT, HELD_OUT2, HELD_OUT2_NOISY, SCRIPTS_NLU
 
 
 def test_shipped_data_is_valid_and_covers_every_intent_with_80_examples() -> None:
@@ -129,5 +129,23 @@ def test_development_set_3_covers_every_intent_and_was_not_copied_into_training(
     main(DEV3, tmp_path / "noisy.yml")  # the committed noisy copy is the generator's output
     assert (tmp_path / "noisy.yml").read_text(encoding="utf-8") == DEV3_NOISY.read_text(encoding="utf-8")
     noisy = load_file(DEV3_NOISY).examples
+    assert [e.intent for e in noisy] == [e.intent for e in dev]
+    assert all(normalize(a.text) != normalize(b.text) for a, b in zip(dev, noisy, strict=True))
+
+
+def test_development_set_4_covers_every_intent_and_shares_no_text_with_training_or_set_3(tmp_path: Path) -> None:
+    dev = load_file(DEV4).examples
+    counts = Counter(e.intent for e in dev)
+    assert set(counts) == set(INTENTS) and min(counts.values()) >= 15
+    trained = {normalize(e.text) for e in load_dir(SCRIPTS_NLU).examples}
+    dev3 = {normalize(e.text) for e in load_file(DEV3).examples}
+    assert [e.text for e in dev if normalize(e.text) in trained | dev3] == []
+    assert len({normalize(e.text) for e in dev}) == len(dev)
+    from tools.dev3_noise import main
+
+    main(DEV4, tmp_path / "noisy.yml", DEV4_NOISE_SEED)  # the committed noisy copy is the generator's output
+    assert (tmp_path / "noisy.yml").read_text(encoding="utf-8").splitlines()[1:] == \
+        DEV4_NOISY.read_text(encoding="utf-8").splitlines()[1:]
+    noisy = load_file(DEV4_NOISY).examples
     assert [e.intent for e in noisy] == [e.intent for e in dev]
     assert all(normalize(a.text) != normalize(b.text) for a, b in zip(dev, noisy, strict=True))
