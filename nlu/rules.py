@@ -52,14 +52,21 @@ def rule_words(patterns: list[str]) -> tuple[str, ...]:
     return tuple(sorted(words, key=lambda w: (-len(w), w)))
 
 
+@lru_cache(maxsize=16)
+def _sound_index(words: tuple[str, ...]) -> tuple[dict[str, str], tuple[int, ...]]:
+    """(sound of a word → the word, word lengths longest first): built once per rule set, not
+    once per utterance."""
+    by_sound: dict[str, str] = {}
+    for w in words:
+        by_sound.setdefault(sound_text(w), w)
+    return by_sound, tuple(sorted({len(w) for w in words}, reverse=True))
+
+
 def sound_rewrite(norm: str, words: tuple[str, ...]) -> str:
     """`norm` with every span that sounds exactly like one of `words` replaced by that word."""
     if not words:
         return norm
-    by_sound: dict[str, str] = {}
-    for w in words:
-        by_sound.setdefault(sound_text(w), w)
-    lengths = sorted({len(w) for w in words}, reverse=True)
+    by_sound, lengths = _sound_index(words)
     heard, out, i = sound_text(norm), [], 0
     while i < len(norm):
         for n in lengths:
@@ -132,10 +139,13 @@ class RuleSet:
         hits: dict[str, RuleHit] = {}
         if not norm:
             return []
+        vetoed: dict[str, bool] = {}
         for rule in self.rules:
             if "__" in rule.name or rule.intent in hits:
                 continue
-            if any(g.search(norm) for g in self.guards.get(rule.intent, ())):
+            if rule.intent not in vetoed:
+                vetoed[rule.intent] = any(g.search(norm) for g in self.guards.get(rule.intent, ()))
+            if vetoed[rule.intent]:
                 continue
             m = rule.pattern.search(norm)
             if m:

@@ -119,6 +119,7 @@ def train_model(nlu_dir: str | Path, out_dir: str | Path, config: TrainConfig = 
     x_train, y_train_names = augment(train_ex, noise, config.n_aug, config.seed, "train")
     x_bert, y_bert_names = augment(train_ex, noise, min(config.bert_aug, config.n_aug), config.seed, "train")
     x_val, y_val_names = augment(val_ex, noise, 1, config.seed, "val")
+    garbage: list[str] = []
     if "out_of_scope" in index and config.n_background:
         garbage = background(x_train, config.n_background, config.seed)
         x_train, x_bert = x_train + garbage, x_bert + garbage
@@ -156,6 +157,16 @@ def train_model(nlu_dir: str | Path, out_dir: str | Path, config: TrainConfig = 
                               vocab_texts=[e.text for e in train_ex])
             bert_val = bert.logits(x_val)
         calib = fit(bert_val, ngram_val, y_val) if len(y_val) else Calibration()
+        if config.use_ngram and config.refit_ngram and val_ex:
+            # The weight and temperatures are fitted; the n-gram model (a second to train) then
+            # learns from the validation examples too, noised like the training split.
+            x_all, y_all_names = augment([*train_ex, *val_ex], noise, config.n_aug, config.seed, "train")
+            if "out_of_scope" in index and config.n_background:
+                x_all += garbage
+                y_all_names += ["out_of_scope"] * len(garbage)
+            ngram = train_ngram(x_all, np.array([index[n] for n in y_all_names]), len(labels),
+                                c=config.ngram_c, seed=config.seed)
+            ngram.save(tmp)
         report = _report(data, nlu_dir, examples, x_train, y_val, bert_val, ngram_val, calib, started)
         meta = {
             "format": MODEL_FORMAT, "data_hash": report.data_hash, "intents": list(labels),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -37,14 +38,25 @@ def settings(tmp_path: Path) -> Settings:
 
 
 @pytest.fixture(scope="session")
-def nlu_model_dir() -> Path:
-    """The real intent model, trained once per data hash into the user data dir (as `make run`
-    does) and shared by every test and subprocess of the session."""
-    from nlu import load_classifier
+def nlu_model_dir(request: pytest.FixtureRequest) -> Path:
+    """The real intent model on this checkout's scripts_zh/nlu, trained once per data hash into
+    pytest's cache directory (per checkout: worktrees with other training data never retrain over
+    each other's model) and shared by every test and subprocess of the session. An explicit
+    HUASHU_NLU_MODEL_DIR is used as given."""
+    from nlu.classifier import ensure_model
+    from nlu.data import data_hash
 
-    base = Settings()
-    load_classifier(base, train_if_missing=True)
-    path = base.effective_nlu_model_dir
+    nlu = SCRIPTS / "nlu"
+    given = os.environ.get("HUASHU_NLU_MODEL_DIR")
+    if given:
+        path = Path(given)
+    else:
+        cache = Path(request.config.cache.mkdir("huashu-nlu-model"))
+        path = cache / data_hash(nlu)
+        for old in cache.iterdir():  # keep only the current hash
+            if old.is_dir() and old.name != path.name and not old.name.startswith("."):
+                shutil.rmtree(old, ignore_errors=True)
+    ensure_model(nlu, path)
     os.environ["HUASHU_NLU_MODEL_DIR"] = str(path)
     return path
 
