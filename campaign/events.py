@@ -53,7 +53,8 @@ def record(runner: Runner, event: Event) -> dict[str, Any]:
     out: dict[str, Any] = {"event_id": event.event_id, "duplicate": False}
     if event.type == CALL_RESULT:
         out["touch"] = runner.on_call_result(str(event.body.get("call_id", "")), str(event.body.get("result", "")),
-                                             str(event.body.get("reason", "")), event.at)
+                                             str(event.body.get("reason", "")), event.at,
+                                             conversation_id=str(event.body.get("conversation_id", "")))
         return out
     trigger = f"tag:{event.body.get('tag')}" if event.type == "tag" else event.type
     out["started"] = runner.on_event(trigger, event.customer_id, event.at)

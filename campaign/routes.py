@@ -147,7 +147,9 @@ async def jambonz_status(request: Request) -> JSONResponse:
     call_id, result, reason = parsed
     runner = runner_of(request)
     event = Event(f"{call_id}:result", CALL_RESULT, str(payload.get("tag", {}).get("customer_id", "")),
-                  datetime.now(UTC), {"call_id": call_id, "result": result, "reason": reason})
+                  datetime.now(UTC), {"call_id": call_id, "result": result, "reason": reason,
+                                      # the conversation was stored under jambonz' call_sid (server.jambonz)
+                                      "conversation_id": str(payload.get("call_sid") or "")})
     out = await asyncio.get_running_loop().run_in_executor(None, record, runner, event)
     return JSONResponse(out)
 

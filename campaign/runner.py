@@ -443,24 +443,27 @@ class Runner:
         return "placed"
 
     # ---- results ---------------------------------------------------------------------------------
-    def on_call_result(self, call_id: str, result: str, reason: str, at: datetime) -> str:
-        """A gateway's result for a placed call (answered, busy, no_answer, failed, unreachable)."""
+    def on_call_result(self, call_id: str, result: str, reason: str, at: datetime, *,
+                       conversation_id: str = "") -> str:
+        """A gateway's result for a placed call (answered, busy, no_answer, failed, unreachable).
+        `conversation_id`: the id the call's conversation was stored under when the gateway names
+        calls itself (jambonz' call_sid); else the touch key."""
         touch = self.touches.by_key(call_id)
         if touch is None or touch.channel != "call" or touch.key != call_id:
             return "unknown"
-        return self._result(touch, result, reason, at)
+        return self._result(touch, result, reason, at, conversation_id=conversation_id)
 
     def on_call_result_id(self, touch_id: int, result: str, reason: str, at: datetime) -> str:
         touch = self.touches.get(touch_id)
         return "unknown" if touch is None else self._result(touch, result, reason, at)
 
-    def _result(self, touch: Touch, result: str, reason: str, at: datetime) -> str:
+    def _result(self, touch: Touch, result: str, reason: str, at: datetime, *, conversation_id: str = "") -> str:
         if touch.state not in ("sending", "waiting"):
             return "duplicate"
         camp, _, _ = self.touches.campaign(touch.campaign, fresh=False)
         step = camp.step(touch.step)
         if result == "answered":  # the conversation may have found a machine (voicemail, announcement)
-            result, reason = self._heard(touch.key, result, reason)
+            result, reason = self._heard(conversation_id or touch.key, result, reason)
         if result == "failed" and reason.startswith("refused:"):  # our own gate or facts check said no
             ok = self.touches.finish(touch, status="skipped", reason=reason.removeprefix("refused:"), at=at,
                                      result=result, any_claim=True)

@@ -46,8 +46,10 @@ class Settings(BaseSettings):
     asr_backend: str = "whisper"  # vosk | whisper | text
     asr_hangover_ms: int = 300  # non-speech that ends an utterance (VAD endpointing)
     asr_vad_threshold: float = 0.5  # Silero speech probability that counts as speech
-    asr_threads: int = 2  # CPU threads per Whisper decode
-    asr_workers: int = 1  # concurrent Whisper decodes per process
+    # 1 × 2 over 2 × 1: one thread per decode costs less CPU (the beam search's small matrix
+    # products do not split well) and two decodes overlap; bench/asr_batch.py, 20 calls.
+    asr_threads: int = 1  # CPU threads per Whisper decode
+    asr_workers: int = 2  # concurrent Whisper decodes per process
     # Whisper: decode up to this many utterances that end together as one batch (1: one at a
     # time). Same results as one at a time, less CPU per utterance under load (bench/asr_batch.py)
     asr_max_batch: int = 8

@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from campaign import tables as ct
 from campaign.repo import Touches
 from campaign.spec import load
+from core.callstatus import unreached_result
 from core.settings import Settings
 from store import schema as t
 from tests.campaign.conftest import customers
@@ -154,7 +155,7 @@ def test_jambonz_campaign_status_records_a_never_answered_call_once_and_applies_
                              calling_window="00:00-24:00")
     with client_for(settings) as client:
         store = client.app.state.huashu.runtime.store  # type: ignore[attr-defined]
-        store.upsert_customers(customers(6))
+        store.upsert_customers(customers(7))
         path = tmp_path / "status_push.yml"
         path.write_text(CALL_STEP, encoding="utf-8")
         touches = Touches.open(store)
@@ -164,7 +165,7 @@ def test_jambonz_campaign_status_records_a_never_answered_call_once_and_applies_
         runner = Runner(touches, lambda: now, sms=calls, wecom=calls, calls=calls)  # places; the app's runner hears
         for touch_id in runner.tick(now):
             runner.execute(touch_id)
-        assert len([k for ch, k in calls.requests if ch == "call"]) == 6
+        assert len([k for ch, k in calls.requests if ch == "call"]) == 7
 
         def status(customer: str, call_status: str, sip: int, **extra: Any) -> Any:
             body = json.dumps({"call_sid": f"jb-{customer}", "direction": "outbound", "call_status": call_status,
@@ -184,6 +185,10 @@ def test_jambonz_campaign_status_records_a_never_answered_call_once_and_applies_
         for customer, (call_status, sip, extra, outcome, _tag) in cases.items():
             assert status(customer, call_status, sip, **extra)["touch"] == outcome, customer
         assert status("c0001", "failed", 404)["duplicate"] is True  # jambonz repeating the hook
+        # Answered, but the conversation (stored by server.jambonz under jambonz' call_sid) met a
+        # voicemail greeting: the touch follows the voicemail rule (SMS instead), not `answered`.
+        store.write_result(unreached_result("jb-c0006", "c0006", "presale_deposit", "voicemail", now))
+        assert status("c0006", "completed", 200, duration=25)["touch"] == "fallback_sms"
         for customer, (*_, tag) in cases.items():
             rows = [(r.conversation_id, r.outcome, r.grade, tuple(r.tags)) for r in store.list_conversations(customer_id=customer)]
             assert rows == [(f"status_push:call:{customer}", "unreachable", "E", ("unreachable", tag))], customer
