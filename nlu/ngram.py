@@ -86,14 +86,14 @@ class NgramModel:
 
 
 def train_ngram(texts: Sequence[str], labels: Sequence[int] | np.ndarray, n_classes: int, *, c: float = 1.0,
-                seed: int = 0) -> NgramModel:
+                seed: int = 0, min_df: int = 1) -> NgramModel:
     """Fit TF-IDF + linear SVM (liblinear: single-threaded, deterministic, under a second).
     Its margins become probabilities through the temperature fitted on validation."""
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.svm import LinearSVC
     from threadpoolctl import threadpool_limits
 
-    vec = TfidfVectorizer(analyzer=char_ngrams, sublinear_tf=True, norm="l2", min_df=1)
+    vec = TfidfVectorizer(analyzer=char_ngrams, sublinear_tf=True, norm="l2", min_df=min_df)
     x = vec.fit_transform(texts)
     clf = LinearSVC(C=c, random_state=seed)
     with threadpool_limits(1):  # OpenMP pools spinning on a busy 2-core box can take minutes

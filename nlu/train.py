@@ -21,7 +21,7 @@ import numpy as np
 
 from core.vocab import INTENTS
 from nlu.augment import AsrNoise, NoiseTable
-from nlu.calibrate import Calibration, expected_calibration_error, fit
+from nlu.calibrate import WEIGHT_GRID, Calibration, expected_calibration_error, fit
 from nlu.config import TrainConfig
 from nlu.data import Example, NluData, data_hash, load_dir
 from nlu.text import normalize
@@ -140,7 +140,8 @@ def train_model(nlu_dir: str | Path, out_dir: str | Path, config: TrainConfig = 
 
             if progress:
                 progress("n-gram model", 0, 1)
-            ngram = train_ngram(x_train, y_train, len(labels), c=config.ngram_c, seed=config.seed)
+            ngram = train_ngram(x_train, y_train, len(labels), c=config.ngram_c, seed=config.seed,
+                                min_df=config.ngram_min_df)
             ngram.save(tmp)
             ngram_val = ngram.logits(x_val)
             if progress:
@@ -156,7 +157,8 @@ def train_model(nlu_dir: str | Path, out_dir: str | Path, config: TrainConfig = 
                               threads=config.threads, progress=bert_progress,
                               vocab_texts=[e.text for e in train_ex])
             bert_val = bert.logits(x_val)
-        calib = fit(bert_val, ngram_val, y_val) if len(y_val) else Calibration()
+        grid = tuple(w for w in WEIGHT_GRID if w <= config.max_bert_weight + 1e-9)
+        calib = fit(bert_val, ngram_val, y_val, grid) if len(y_val) else Calibration()
         if config.use_ngram and config.refit_ngram and val_ex:
             # The weight and temperatures are fitted; the n-gram model (a second to train) then
             # learns from the validation examples too, noised like the training split.
@@ -165,7 +167,7 @@ def train_model(nlu_dir: str | Path, out_dir: str | Path, config: TrainConfig = 
                 x_all += garbage
                 y_all_names += ["out_of_scope"] * len(garbage)
             ngram = train_ngram(x_all, np.array([index[n] for n in y_all_names]), len(labels),
-                                c=config.ngram_c, seed=config.seed)
+                                c=config.ngram_c, seed=config.seed, min_df=config.ngram_min_df)
             ngram.save(tmp)
         report = _report(data, nlu_dir, examples, x_train, y_val, bert_val, ngram_val, calib, started)
         meta = {
