@@ -29,9 +29,9 @@ def test_held_out_accuracy_and_compliance(full: HuashuClassifier, path: Path, mi
     assert report.ece <= 0.08
 
 
-@pytest.mark.parametrize(("path", "minimum"), [(HELD_OUT2, 0.93), (HELD_OUT2_NOISY, 0.88)])
+@pytest.mark.parametrize(("path", "minimum"), [(HELD_OUT2, 0.96), (HELD_OUT2_NOISY, 0.93)])
 def test_held_out_set_2_accuracy_and_no_false_opt_outs(full: HuashuClassifier, path: Path, minimum: float) -> None:
-    """Set 2 (issue 15; measured 0.945 / 0.899, target 0.97 / 0.95): regression guards."""
+    """Set 2 (issue 15; measured 0.975 / 0.944 on trainer 8, target 0.97 / 0.95): regression guards."""
     report = evaluate(full, load_file(path).examples, title=path.name)
     assert report.accuracy >= minimum, report.errors
     # Known: 我要怎么找到你们 (ask_how_to_add) reads as opt_out, below the threshold (0.37).
@@ -58,9 +58,9 @@ def test_below_threshold_means_not_understood(full: HuashuClassifier) -> None:
         assert parse.confidence < CONFIDENCE_THRESHOLD or parse.intent in ("out_of_scope", "repeat"), parse
 
 
-@pytest.mark.parametrize(("path", "minimum"), [(DEV3, 0.94), (DEV3_NOISY, 0.89)])
+@pytest.mark.parametrize(("path", "minimum"), [(DEV3, 0.97), (DEV3_NOISY, 0.94)])
 def test_development_set_3_accuracy(full: HuashuClassifier, path: Path, minimum: float) -> None:
-    """Development set 3 (issue 15, round 2; measured 0.954 / 0.915, tuned on): regression guards."""
+    """Development set 3 (issue 15, round 2; measured 0.989 / 0.958 on trainer 8, tuned on): regression guards."""
     report = evaluate(full, load_file(path).examples, title=path.name)
     assert report.accuracy >= minimum, report.errors
     # Known: 我要怎么找到你们 (ask_how_to_add) reads as opt_out, below the threshold (0.37).
