@@ -43,10 +43,17 @@ def test_context_prior_gains_on_the_tagged_subset(full: HuashuClassifier, tmp_pa
     report = evaluate(full, load_file(HELD_OUT).examples)
     ctx = report.context
     assert ctx is not None and ctx.n >= 30
-    assert ctx.accuracy_with > ctx.accuracy_without
-    assert ctx.accepted_correct_with > ctx.accepted_correct_without
+    # Set 1's tagged replies are now read right without the prior (0.973 both ways with trainer 8):
+    # there the prior must not hurt; the gain shows on set 2's harder tagged subset (0.76 → 0.84).
+    assert ctx.accuracy_with >= ctx.accuracy_without
+    assert ctx.accepted_correct_with >= ctx.accepted_correct_without
     kept, total = map(int, ctx.gold_not_expected_kept.split("/"))
     assert kept == total  # the prior never drags a clear answer onto an expected intent
+    ctx2 = evaluate(full, load_file(HELD_OUT2).examples).context
+    assert ctx2 is not None and ctx2.n >= 20
+    assert ctx2.accuracy_with > ctx2.accuracy_without
+    kept, total = map(int, ctx2.gold_not_expected_kept.split("/"))
+    assert kept == total
     paths = write_artifacts(report, tmp_path)
     assert [p.name for p in paths] == ["confusion.png", "report.html", "report.json"]
 
