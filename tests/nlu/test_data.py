@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 
 from core.vocab import INTENTS
 from core.yamlio import ScriptError
-from nlu.data import NluDataError, data_hash, load_dir, load_file, parse_annotated, validate_paths
+from nlu.data import Example, NluDataError, data_hash, load_dir, load_file, parse_annotated, validate_paths
 from nlu.text import normalize
 from nlu.validate import validate_nlu_dir
 
@@ -118,6 +119,13 @@ def test_data_hash_follows_training_files_but_not_rules(tmp_path: Path) -> None:
     assert data_hash(nlu) != first
 
 
+def _assert_noisy_copy(dev: Sequence[Example], noisy_path: Path) -> None:
+    """The noisy copy keeps every label in order and changes every text."""
+    noisy = load_file(noisy_path).examples
+    assert [e.intent for e in noisy] == [e.intent for e in dev]
+    assert all(normalize(a.text) != normalize(b.text) for a, b in zip(dev, noisy, strict=True))
+
+
 def test_development_set_3_covers_every_intent_and_was_not_copied_into_training(tmp_path: Path) -> None:
     dev = load_file(DEV3).examples
     counts = Counter(e.intent for e in dev)
@@ -128,9 +136,7 @@ def test_development_set_3_covers_every_intent_and_was_not_copied_into_training(
 
     main(DEV3, tmp_path / "noisy.yml")  # the committed noisy copy is the generator's output
     assert (tmp_path / "noisy.yml").read_text(encoding="utf-8") == DEV3_NOISY.read_text(encoding="utf-8")
-    noisy = load_file(DEV3_NOISY).examples
-    assert [e.intent for e in noisy] == [e.intent for e in dev]
-    assert all(normalize(a.text) != normalize(b.text) for a, b in zip(dev, noisy, strict=True))
+    _assert_noisy_copy(dev, DEV3_NOISY)
 
 
 def test_development_set_4_covers_every_intent_and_shares_no_text_with_training_or_set_3(tmp_path: Path) -> None:
@@ -146,6 +152,4 @@ def test_development_set_4_covers_every_intent_and_shares_no_text_with_training_
     main(DEV4, tmp_path / "noisy.yml", DEV4_NOISE_SEED)  # the committed noisy copy is the generator's output
     assert (tmp_path / "noisy.yml").read_text(encoding="utf-8").splitlines()[1:] == \
         DEV4_NOISY.read_text(encoding="utf-8").splitlines()[1:]
-    noisy = load_file(DEV4_NOISY).examples
-    assert [e.intent for e in noisy] == [e.intent for e in dev]
-    assert all(normalize(a.text) != normalize(b.text) for a, b in zip(dev, noisy, strict=True))
+    _assert_noisy_copy(dev, DEV4_NOISY)
